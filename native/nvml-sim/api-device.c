@@ -241,7 +241,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetTemperatureThreshold(nvmlDevice_t device, nvm
   }
 }
 
-static unsigned power_mw(unsigned gpu) {
+unsigned sim_power_mw(unsigned gpu) {
   const sim_gpu *g = &g_st->gpus[gpu];
   if (g->powerOverrideMw) return g->powerOverrideMw;
   const sim_model *m = sim_model_at(g->model);
@@ -255,7 +255,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int 
   RESOLVE(fn, device, r);
   if (!power) return NVML_ERROR_INVALID_ARGUMENT;
   if (r.isMig) return NVML_ERROR_NOT_SUPPORTED;
-  *power = power_mw(r.gpu);
+  *power = sim_power_mw(r.gpu);
   return NVML_SUCCESS;
 }
 
@@ -277,7 +277,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetPowerManagementLimit(nvmlDevice_t device, uns
   return NVML_SUCCESS;
 }
 
-static unsigned long long energy_mj(unsigned gpu) {
+unsigned long long sim_energy_mj(unsigned gpu) {
   const sim_gpu *g = &g_st->gpus[gpu];
   const sim_model *m = sim_model_at(g->model);
   double load = sim_gpu_load(gpu);
@@ -291,7 +291,7 @@ NVML_API nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, u
   RESOLVE(fn, device, r);
   if (!energy) return NVML_ERROR_INVALID_ARGUMENT;
   if (r.isMig) return NVML_ERROR_NOT_SUPPORTED;
-  *energy = energy_mj(r.gpu);
+  *energy = sim_energy_mj(r.gpu);
   return NVML_SUCCESS;
 }
 

@@ -142,6 +142,8 @@ NVML_API nvmlReturn_t nvmlDeviceGetFieldValues(nvmlDevice_t device, int count, n
         break;
       }
       case NVML_FI_DEV_PCIE_REPLAY_COUNTER: set_ull(v, g->pcieReplay); break;
+      case NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION: set_ull(v, sim_energy_mj(r.gpu)); break;
+      case NVML_FI_DEV_POWER_INSTANT: set_ui(v, sim_power_mw(r.gpu)); break;
       case NVML_FI_DEV_REMAPPED_COR:
       case NVML_FI_DEV_REMAPPED_UNC:
       case NVML_FI_DEV_REMAPPED_PENDING:

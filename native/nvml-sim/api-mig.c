@@ -124,7 +124,8 @@ NVML_API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, u
   nvmlReturn_t rc = sim_resolve_gpu(device, &r);
   if (rc != NVML_SUCCESS) return rc;
   if (!info || profile >= NVML_GPU_INSTANCE_PROFILE_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
-  if (!mig_capable(r.m)) return NVML_ERROR_NOT_SUPPORTED;
+  /* profiles are only reported once MIG mode is enabled ("doesn't have MIG mode enabled") */
+  if (!mig_capable(r.m) || !r.g->migCurrent) return NVML_ERROR_NOT_SUPPORTED;
   const sim_gi_profile *p = profile_by_index(r.m, profile, NULL);
   if (!p) return NVML_ERROR_NOT_SUPPORTED;
   *info = (nvmlGpuInstanceProfileInfo_t){p->id, 0, p->slices, p->maxInstances, p->sm, p->ce, p->dec, p->enc,
@@ -140,7 +141,8 @@ NVML_API nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t device, 
   if (!info || profile >= NVML_GPU_INSTANCE_PROFILE_COUNT) return NVML_ERROR_INVALID_ARGUMENT;
   if (info->version != nvmlGpuInstanceProfileInfo_v2 && info->version != nvmlGpuInstanceProfileInfo_v3)
     return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-  if (!mig_capable(r.m)) return NVML_ERROR_NOT_SUPPORTED;
+  /* profiles are only reported once MIG mode is enabled ("doesn't have MIG mode enabled") */
+  if (!mig_capable(r.m) || !r.g->migCurrent) return NVML_ERROR_NOT_SUPPORTED;
   const sim_gi_profile *p = profile_by_index(r.m, profile, NULL);
   if (!p) return NVML_ERROR_NOT_SUPPORTED;
   if (info->version == nvmlGpuInstanceProfileInfo_v3) {

@@ -176,6 +176,8 @@ nvmlReturn_t sim_copy_string(char *dst, unsigned length, const char *src);
 void sim_destroy_all_instances(unsigned gpu);
 unsigned sim_ci_sm(const sim_model *m, const sim_gi *gi, const sim_ci *ci);
 unsigned sim_ci_slices(unsigned profileId);
+unsigned sim_power_mw(unsigned gpu);
+unsigned long long sim_energy_mj(unsigned gpu);
 
 #define SIM_API_ENTER(fname, excl)                                          \
   int sim_held__ __attribute__((cleanup(sim_unlock))) = 0;                  \
