@@ -18,6 +18,18 @@ static int cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* Mirrors the TypeScript sweep call for call: the binding's getters make
+ * these exact NVML calls (ECC: 4 counters, PCIe: current and max, processes:
+ * a count query first). */
+static unsigned procs_query(nvmlDevice_t d, nvmlProcessInfo_t *procs) {
+  unsigned n = 0;
+  nvmlReturn_t rc = nvmlDeviceGetComputeRunningProcesses_v3(d, &n, NULL);
+  if (rc != NVML_ERROR_INSUFFICIENT_SIZE) return 1;
+  n += 8;
+  nvmlDeviceGetComputeRunningProcesses_v3(d, &n, procs);
+  return 2;
+}
+
 static unsigned sweep(unsigned count, nvmlDevice_t *gpus) {
   unsigned calls = 0, u;
   unsigned long long ull;
@@ -39,29 +51,28 @@ static unsigned sweep(unsigned count, nvmlDevice_t *gpus) {
     nvmlDeviceGetTotalEnergyConsumption(d, &ull);
     for (int c = 0; c < 4; c++) nvmlDeviceGetClockInfo(d, (nvmlClockType_t)c, &u);
     nvmlDeviceGetCurrentClocksEventReasons(d, &ull);
-    nvmlDeviceGetTotalEccErrors(d, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC, &ull);
-    nvmlDeviceGetTotalEccErrors(d, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC, &ull);
+    for (int t = 0; t < 2; t++)
+      for (int e = 0; e < 2; e++)
+        nvmlDeviceGetTotalEccErrors(d, (nvmlMemoryErrorType_t)e, (nvmlEccCounterType_t)t, &ull);
     nvmlDeviceGetCurrPcieLinkGeneration(d, &u);
     nvmlDeviceGetCurrPcieLinkWidth(d, &u);
+    nvmlDeviceGetMaxPcieLinkGeneration(d, &u);
+    nvmlDeviceGetMaxPcieLinkWidth(d, &u);
     fv[0].fieldId = NVML_FI_DEV_PCIE_REPLAY_COUNTER;
     nvmlDeviceGetFieldValues(d, 1, fv);
-    unsigned n = 64;
-    nvmlDeviceGetComputeRunningProcesses_v3(d, &n, procs);
+    calls += 22 + procs_query(d, procs);
     unsigned cur, pend;
     nvmlDeviceGetMigMode(d, &cur, &pend);
-    calls += 20;
     unsigned max = 0;
     nvmlDeviceGetMaxMigDeviceCount(d, &max);
-    calls++;
+    calls += 2;
     for (unsigned k = 0; k < max; k++) {
       nvmlDevice_t m;
       calls++;
       if (nvmlDeviceGetMigDeviceHandleByIndex(d, k, &m) != NVML_SUCCESS) continue;
       mem.version = nvmlMemory_v2;
       nvmlDeviceGetMemoryInfo_v2(m, &mem);
-      n = 64;
-      nvmlDeviceGetComputeRunningProcesses_v3(m, &n, procs);
-      calls += 2;
+      calls += 1 + procs_query(m, procs);
     }
   }
   return calls;

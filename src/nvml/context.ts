@@ -2,7 +2,7 @@
 // choices, and scratch memory for out-parameters. Sync NVML calls run to completion on the one JS
 // thread, so one set of scratch buffers serves every device; async calls (init, event wait) must
 // bring their own memory.
-import { type NvmlDeviceRef, NvmlError } from "./errors.js";
+import { type NvmlDeviceRef, NvmlError, NvmlReadOnlyError } from "./errors.js";
 import type { NvmlBindings, NvmlFn, NvmlSymbol } from "./ffi.js";
 import { layout } from "./ffi-types.js";
 import { Rc } from "./return-codes.js";
@@ -13,6 +13,8 @@ const SCRATCH_STRUCT_BYTES = 256; // ≥ every single struct passed on hot paths
 export class NvmlContext {
   readonly fn: NvmlBindings["fn"];
   readonly libraryPath: string;
+  readonly readOnly: boolean;
+  readonly simulated: boolean;
   readonly missing: ReadonlySet<NvmlSymbol>;
   readonly #errorString: ((code: number) => string) | undefined;
 
@@ -36,7 +38,9 @@ export class NvmlContext {
   gpuInstanceProfileVersion: 3 | 2 | 1 | undefined;
   computeInstanceProfileVersion: 3 | 2 | 1 | undefined;
 
-  constructor(bindings: NvmlBindings, libraryPath: string) {
+  constructor(bindings: NvmlBindings, libraryPath: string, readOnly = false) {
+    this.readOnly = readOnly;
+    this.simulated = bindings.simulated;
     this.fn = bindings.fn;
     this.missing = bindings.missing;
     this.#errorString = bindings.errorString;
@@ -75,6 +79,11 @@ export class NvmlContext {
       ...(description ? { description } : {}),
       ...(detail ? { detail } : {}),
     });
+  }
+
+  /** Refuses a mutating call in read-only mode, before anything reaches the driver. */
+  assertWritable(operation: string, device?: NvmlDeviceRef): void {
+    if (this.readOnly) throw new NvmlReadOnlyError(operation, device);
   }
 
   /** Throws unless rc is NVML_SUCCESS. */

@@ -76,3 +76,16 @@ export function describeDevice(ref: NvmlDeviceRef): string {
         : `MIG device ${ref.index}:${ref.migIndex}`;
   return ref.uuid ? `${where} (${ref.uuid})` : where;
 }
+
+/** A mutating NVML call was refused because the library was opened read-only. */
+export class NvmlReadOnlyError extends TesseraError {
+  readonly operation: string;
+  readonly device: NvmlDeviceRef | undefined;
+
+  constructor(operation: string, device?: NvmlDeviceRef) {
+    const on = device ? ` on ${describeDevice(device)}` : "";
+    super("TESSERA_READ_ONLY", `${operation}${on} refused: NVML was opened in read-only mode`);
+    this.operation = operation;
+    this.device = device;
+  }
+}

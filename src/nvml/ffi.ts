@@ -166,6 +166,8 @@ export interface NvmlBindings {
   readonly errorString: ((code: number) => string) | undefined;
   /** Optional symbols this library does not export. */
   readonly missing: ReadonlySet<NvmlSymbol>;
+  /** The library is Tessera's simulator (it exports the tsim_* controls). */
+  readonly simulated: boolean;
 }
 
 /** Binds every prototype against `lib`; throws NvmlError(FUNCTION_NOT_FOUND) when a required symbol is absent. */
@@ -194,7 +196,8 @@ export function bindNvml(lib: LibraryHandle, libraryPath: string): NvmlBindings 
   } catch {
     errorString = undefined; // optional: messages then carry only the code name
   }
-  return { fn, errorString, missing };
+  const simulated = tryBind(lib, "int tsim_select_preset(const char *name)") !== undefined;
+  return { fn, errorString, missing, simulated };
 }
 
 function tryBind(lib: LibraryHandle, proto: string): NvmlFn | undefined {

@@ -58,6 +58,7 @@ export class GpuInstance {
   destroy(): void {
     const ctx = this.#ctx;
     this.#live("nvmlGpuInstanceDestroy");
+    ctx.assertWritable("nvmlGpuInstanceDestroy");
     const rc = ctx.fn.nvmlGpuInstanceDestroy(this.#handle);
     if (rc !== Rc.SUCCESS) throw ctx.error(rc, "nvmlGpuInstanceDestroy", this.#device, this.#describe());
     this.#destroyed = true;
@@ -109,6 +110,7 @@ export class GpuInstance {
     const out = new BigUint64Array(1);
     let rc: number;
     let op: string;
+    ctx.assertWritable("nvmlGpuInstanceCreateComputeInstance");
     if (placement === undefined) {
       op = "nvmlGpuInstanceCreateComputeInstance";
       this.#live(op);
@@ -221,6 +223,7 @@ export class ComputeInstance {
   destroy(): void {
     const ctx = this.#ctx;
     this.#live("nvmlComputeInstanceDestroy");
+    ctx.assertWritable("nvmlComputeInstanceDestroy");
     const rc = ctx.fn.nvmlComputeInstanceDestroy(this.#handle);
     if (rc !== Rc.SUCCESS) throw ctx.error(rc, "nvmlComputeInstanceDestroy", this.gpuInstance.device, this.#describe());
     this.#destroyed = true;

@@ -17,7 +17,14 @@ export {
   type TopologyLevelName,
 } from "./constants.js";
 export { Device } from "./device.js";
-export { describeDevice, type LoadAttempt, type NvmlDeviceRef, NvmlError, NvmlLibraryNotFoundError } from "./errors.js";
+export {
+  describeDevice,
+  type LoadAttempt,
+  type NvmlDeviceRef,
+  NvmlError,
+  NvmlLibraryNotFoundError,
+  NvmlReadOnlyError,
+} from "./errors.js";
 export { type DeviceEvent, EventSet, type WaitOptions } from "./events.js";
 export { GpmSampler } from "./gpm.js";
 export { ComputeInstance, GpuInstance } from "./gpu-instance.js";

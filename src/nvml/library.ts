@@ -10,7 +10,10 @@ import { type LibrarySearchOptions, loadNvmlLibrary } from "./loader.js";
 import { Rc } from "./return-codes.js";
 import type { CudaDriverVersion, NvmlFeatures } from "./types.js";
 
-export type OpenNvmlOptions = LibrarySearchOptions;
+export interface OpenNvmlOptions extends LibrarySearchOptions {
+  /** Make every mutating NVML call (MIG mode, instance create/destroy) impossible. */
+  readonly readOnly?: boolean;
+}
 
 /** One GPU index as enumeration found it: a device, or why there is none (e.g. GPU_IS_LOST). */
 export type DeviceSlot =
@@ -23,7 +26,7 @@ export type DeviceSlot =
  */
 export async function openNvml(options: OpenNvmlOptions = {}): Promise<Nvml> {
   const { lib, path } = loadNvmlLibrary(options);
-  const ctx = new NvmlContext(bindNvml(lib, path), path);
+  const ctx = new NvmlContext(bindNvml(lib, path), path, options.readOnly ?? false);
   const rc = await new Promise<number>((resolve, reject) => {
     ctx.fn.nvmlInit_v2.async((err: unknown, result: number) => (err ? reject(err) : resolve(result)));
   });
@@ -38,6 +41,16 @@ export class Nvml {
   /** @internal Use openNvml(). */
   constructor(ctx: NvmlContext) {
     this.#ctx = ctx;
+  }
+
+  /** Whether mutating calls are refused (read-only mode). */
+  get readOnly(): boolean {
+    return this.#ctx.readOnly;
+  }
+
+  /** Whether the loaded library is Tessera's simulator rather than NVIDIA's driver. */
+  get simulated(): boolean {
+    return this.#ctx.simulated;
   }
 
   /** The file (or soname) that was loaded. */

@@ -42,6 +42,7 @@ export class DeviceMig {
   setMode(enabled: boolean): MigModeChange {
     const ctx = this.#ctx;
     const activation = new Int32Array(1);
+    ctx.assertWritable("nvmlDeviceSetMigMode");
     const rc = ctx.fn.nvmlDeviceSetMigMode(this.#handle, enabled ? MIG_ENABLE : MIG_DISABLE, activation);
     if (rc !== Rc.SUCCESS) {
       throw ctx.error(rc, "nvmlDeviceSetMigMode", this.#ref(), `${enabled ? "enabling" : "disabling"} MIG`);
@@ -92,6 +93,7 @@ export class DeviceMig {
     const ctx = this.#ctx;
     const out = new BigUint64Array(1);
     const op = placement === undefined ? "nvmlDeviceCreateGpuInstance" : "nvmlDeviceCreateGpuInstanceWithPlacement";
+    ctx.assertWritable(op, this.#ref());
     const rc =
       placement === undefined
         ? ctx.fn.nvmlDeviceCreateGpuInstance(this.#handle, profileId, out)
