@@ -39,10 +39,11 @@ interface Seen {
 function observe(m: MigManager, gpu: number): Seen {
   const view = m.show().find((v) => v.index === gpu);
   assert.ok(view?.geometry);
+  const geometry: GpuGeometry = view.geometry;
   const names: string[] = [];
   const uuidByKey = new Map<string, string>();
   for (const gi of view.layout.instances) {
-    const name = view.geometry.profiles.find((p) => p.id === gi.profileId)?.name ?? "?";
+    const name: string = geometry.profiles.find((p) => p.id === gi.profileId)?.name ?? "?";
     assert.equal(gi.computeInstances.length, 1, `GPU ${gpu}: ${name}@${gi.placement.start} has exactly its one CI`);
     names.push(name);
     uuidByKey.set(`${name}@${gi.placement.start}`, gi.computeInstances[0]?.uuid ?? "");
