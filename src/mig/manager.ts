@@ -287,7 +287,7 @@ export class MigManager {
               outcome === "unchanged"
                 ? "already as specified"
                 : outcome === "pending-reset"
-                  ? `MIG mode change to ${step.modeChange?.to} is pending a GPU reset (Ampere); instances follow after the reset`
+                  ? this.#pendingMessage(gpu, step.modeChange?.to ?? "enabled")
                   : `kept ${step.keep.length}, destroyed ${step.destroy.length}, created ${step.create.length}`,
           });
         } catch (err) {
@@ -302,6 +302,13 @@ export class MigManager {
       await this.#saveCache();
       return { planned, dryRun: false, results: results.sort((a, b) => a.gpuIndex - b.gpuIndex) };
     });
+  }
+
+  /** Why a mode change is still pending, naming the processes that block it; Tessera never resets a GPU itself. */
+  #pendingMessage(gpu: ManagedGpu, to: string): string {
+    const pids = (gpu.device.computeProcesses() ?? []).map((p) => p.pid);
+    const blockers = pids.length > 0 ? `blocked by ${pids.length} process(es) (pids ${pids.join(", ")}); ` : "";
+    return `MIG mode change to ${to} is pending: ${blockers}it takes effect after a GPU reset (nvidia-smi -r -i ${gpu.index}) or reboot; the layout follows on the next apply`;
   }
 
   #infeasibleMessage(plan: HostPlan): string {

@@ -175,6 +175,20 @@ describe("MigManager", () => {
     assert.equal(layoutOf(0).size, 4);
   });
 
+  it("reports a mode change blocked by running processes, naming them, and never resets the GPU", async () => {
+    const pid = world.sim.startProcess({ gpu: 0, memoryMiB: 1000, smPercent: 20, name: "jupyter" });
+    const m = await manager();
+    const report = await m.apply(spec({ "1g.10gb": 1 }), "s.yaml", null);
+    assert.equal(report.results[0]?.outcome, "pending-reset");
+    assert.match(report.results[0]?.message ?? "", new RegExp(`blocked by 1 process\\(es\\) \\(pids ${pid}\\)`));
+    assert.deepEqual(nvml.device(0).mig.mode(), { current: false, pending: true });
+    assert.deepEqual(
+      nvml.device(0).computeProcesses()?.map((p) => p.pid),
+      [pid],
+      "the process still runs: nothing reset the GPU",
+    );
+  });
+
   for (const [preset, config, gpus, ampere] of [
     ["dgx-h100", "all-balanced", 8, false],
     ["hgx-h200", "all-balanced", 8, false],
