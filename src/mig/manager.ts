@@ -264,7 +264,7 @@ export class MigManager {
           if (!gpu || !step?.feasible) continue;
           const outcome = await this.#applyGpu(gpu, step);
           if (outcome === "pending-reset")
-            results.push({ gpuIndex: index, outcome, message: "MIG mode change pending a GPU reset" });
+            results.push({ gpuIndex: index, outcome, message: this.#pendingMessage(gpu, "enabled") });
           else enabled.push(gpu);
         }
         gpus = this.read();
