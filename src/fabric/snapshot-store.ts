@@ -7,11 +7,12 @@
 // Written atomically (temp file, fsync, rename, fsync of the directory); a
 // file whose checksum or shape does not verify is reported and ignored,
 // never trusted.
-import { createHash, randomUUID } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { errorMessage, TesseraError } from "../errors.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 import type { PortHistory } from "./history.js";
 
 export const SNAPSHOT_FILE_NAME = "counters.snapshot";
@@ -150,28 +151,10 @@ export async function loadSnapshots(stateDir: string): Promise<SnapshotLoad> {
 /** Writes the snapshot atomically: temp file, fsync, rename over the old one, fsync the directory. */
 export async function saveSnapshots(stateDir: string, state: FabricCounterState, savedAtMs: number): Promise<string> {
   const path = join(stateDir, SNAPSHOT_FILE_NAME);
-  const tmp = join(stateDir, `.${SNAPSHOT_FILE_NAME}.${process.pid}.${randomUUID()}.tmp`);
   try {
-    await mkdir(stateDir, { recursive: true, mode: 0o750 });
-    const file = await open(tmp, "wx", 0o640);
-    try {
-      await file.writeFile(encodeSnapshots(state, savedAtMs), "utf8");
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, path);
-    // Without this the rename itself may not survive a power loss.
-    const dir = await open(stateDir, "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileAtomic(path, encodeSnapshots(state, savedAtMs));
     return path;
   } catch (err) {
-    // Best-effort cleanup: the write error below is the one worth reporting.
-    await rm(tmp, { force: true }).catch(() => undefined);
     throw new SnapshotWriteError(path, err);
   }
 }
