@@ -20,7 +20,9 @@ export class InputError extends TesseraError {
   readonly column: number | undefined;
 
   constructor(message: string, where: { file?: string; line?: number; column?: number } = {}) {
-    const at = where.file ? `${where.file}${where.line ? `:${where.line}${where.column ? `:${where.column}` : ""}` : ""}: ` : "";
+    const at = where.file
+      ? `${where.file}${where.line ? `:${where.line}${where.column ? `:${where.column}` : ""}` : ""}: `
+      : "";
     super("TESSERA_INVALID_INPUT", `${at}${message}`);
     this.file = where.file;
     this.line = where.line;

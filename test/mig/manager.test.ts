@@ -183,7 +183,10 @@ describe("MigManager", () => {
     assert.match(report.results[0]?.message ?? "", new RegExp(`blocked by 1 process\\(es\\) \\(pids ${pid}\\)`));
     assert.deepEqual(nvml.device(0).mig.mode(), { current: false, pending: true });
     assert.deepEqual(
-      nvml.device(0).computeProcesses()?.map((p) => p.pid),
+      nvml
+        .device(0)
+        .computeProcesses()
+        ?.map((p) => p.pid),
       [pid],
       "the process still runs: nothing reset the GPU",
     );
