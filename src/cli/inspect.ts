@@ -1,16 +1,40 @@
+import { create } from "@bufbuild/protobuf";
 import { Command } from "commander";
+import { GetNodeRequestSchema } from "../gen/tessera/v1/agent_pb.js";
+import { call, connectAgent } from "../rpc/client.js";
 import { collectInventory } from "../telemetry/inventory.js";
 import type { GpuReport, HostInventory } from "../telemetry/inventory-types.js";
+import { inventoryFromNode, renderAgentExtras } from "./agent-inventory.js";
 import { addNvmlOptions, type NvmlCliOptions, openNvmlFromOptions } from "./nvml-options.js";
 import { parseOutputFormat, renderTable, toJson } from "./table.js";
+
+interface AgentCliOptions {
+  agent?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  insecure?: boolean;
+}
 
 export function inspectCommand(): Command {
   const cmd = new Command("inspect")
     .description("What nvidia-smi -q tells an operator: every GPU, its MIG devices and processes (read-only)")
-    .option("-o, --output <format>", "table or json", "table");
+    .option("-o, --output <format>", "table or json", "table")
+    .option(
+      "--agent <address>",
+      "ask a running tessera-agent (unix:///run/tessera/agent.sock or host:port) instead of NVML",
+    )
+    .option("--ca <file>", "with --agent host:port: CA of the agent's certificate")
+    .option("--cert <file>", "with --agent host:port: this client's certificate")
+    .option("--key <file>", "with --agent host:port: this client's key")
+    .option("--insecure", "with --agent host:port: plaintext, for an agent started with --dev-insecure");
   addNvmlOptions(cmd);
-  return cmd.action(async (opts: NvmlCliOptions & { output: string }) => {
+  return cmd.action(async (opts: NvmlCliOptions & AgentCliOptions & { output: string }) => {
     const format = parseOutputFormat(opts.output);
+    if (opts.agent !== undefined) {
+      await inspectAgent(opts.agent, opts, format);
+      return;
+    }
     const { nvml, preset } = await openNvmlFromOptions(opts);
     try {
       const inventory = collectInventory(nvml, preset === undefined ? {} : { preset });
@@ -19,6 +43,21 @@ export function inspectCommand(): Command {
       nvml.shutdown();
     }
   });
+}
+
+async function inspectAgent(address: string, opts: AgentCliOptions, format: "table" | "json"): Promise<void> {
+  const client = await connectAgent({ address, ca: opts.ca, cert: opts.cert, key: opts.key, insecure: opts.insecure });
+  try {
+    const res = await call(client, "getNode", create(GetNodeRequestSchema, {}));
+    const inventory = inventoryFromNode(res);
+    const out =
+      format === "json"
+        ? toJson({ ...inventory, agent: { address, nodeId: res.node?.nodeId, leases: res.leases.length } })
+        : `${renderInventory(inventory)}\n\n${renderAgentExtras(res, address)}`;
+    process.stdout.write(`${out}\n`);
+  } finally {
+    client.close();
+  }
 }
 
 const dash = "-";

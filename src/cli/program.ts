@@ -1,20 +1,24 @@
 import { Command, CommanderError } from "commander";
 import { errorMessage, TesseraError } from "../errors.js";
+import { diagCommand } from "./diag.js";
 import { fabricCommand } from "./fabric.js";
 import { inspectCommand } from "./inspect.js";
 import { migCommand } from "./mig.js";
+import { schedulerCommands } from "./scheduler.js";
 import { simCommand } from "./sim.js";
 
 export function buildProgram(): Command {
   const program = new Command("tessera")
-    .description("Tessera: GPU node inspection, MIG partitioning and fabric health")
+    .description("Tessera: GPU node inspection, MIG partitioning, fabric health and placement on MIG slices")
     .version("0.1.0")
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(inspectCommand());
   program.addCommand(migCommand());
   program.addCommand(fabricCommand());
+  program.addCommand(diagCommand());
   program.addCommand(simCommand());
+  for (const command of schedulerCommands()) program.addCommand(command);
   return program;
 }
 

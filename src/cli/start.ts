@@ -1,10 +1,14 @@
-// `npm start`: the simulated DGX H100 host with a small demo layout, shown by `tessera inspect`.
-// It keeps its own simulator state file so it never disturbs a developer's other simulations.
+// `npm start`: tessera-agent on the simulated DGX H100 host (a small demo layout, the DGX H100
+// fabric fixture), on loopback in development mode, with how to query it. It keeps its own
+// simulator state file so it never disturbs a developer's other simulations.
+import { mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openNvml, simulatorLibraryPath } from "../nvml/index.js";
+import { defaultAgentConfig, finishConfig } from "../agent/config.js";
+import { Agent, type AgentEndpoints } from "../agent/daemon.js";
+import { createLogger } from "../agent/logger.js";
+import { openNvml, packageRoot, simulatorLibraryPath } from "../nvml/index.js";
 import { SIM_STATE_ENV, SimControl } from "../sim/control.js";
-import { main } from "./program.js";
 
 /** Enables MIG on GPUs 0–1 with mixed layouts and starts a few simulated jobs, as a fresh host would have. */
 export async function setUpDemoHost(control: SimControl): Promise<void> {
@@ -54,9 +58,50 @@ export async function setUpDemoHost(control: SimControl): Promise<void> {
   }
 }
 
+/** How to talk to the demo agent, printed once it is ready. */
+export function demoInstructions(endpoints: AgentEndpoints, statePath: string): string {
+  return [
+    "",
+    `tessera-agent is serving the simulated DGX H100 (simulator state ${statePath}).`,
+    "",
+    "  Inventory over gRPC (dev listener, plaintext on loopback):",
+    `    npm run tessera -- inspect --agent ${endpoints.tcp} --insecure`,
+    ...(endpoints.socket ? [`    npm run tessera -- inspect --agent unix://${endpoints.socket}`] : []),
+    "  Prometheus metrics:",
+    `    curl -s http://${endpoints.metrics}/metrics | grep -E '^(DCGM_FI_DEV_GPU_TEMP|tessera_mig_instances)'`,
+    "  Make something happen (another terminal, same simulator state):",
+    `    TESSERA_SIM_STATE=${statePath} npm run tessera -- sim xid 3 79`,
+    "",
+    "Ctrl-C stops the agent.",
+    "",
+  ].join("\n");
+}
+
+const root = packageRoot();
 if (!process.env[SIM_STATE_ENV])
   process.env[SIM_STATE_ENV] = join(tmpdir(), `tessera-start-${process.getuid?.() ?? 0}.state`);
 const control = SimControl.open(simulatorLibraryPath());
 await setUpDemoHost(control);
-process.stdout.write(`Simulated DGX H100 (state ${control.statePath()}); tessera inspect --sim:\n\n`);
-process.exitCode = await main(["inspect", "--sim", ...process.argv.slice(2)]);
+const dir = join(tmpdir(), `tessera-start-${process.getuid?.() ?? 0}`);
+await mkdir(dir, { recursive: true });
+const config = finishConfig(defaultAgentConfig(), {
+  library: simulatorLibraryPath(),
+  listenTcp: process.env.TESSERA_START_LISTEN ?? "127.0.0.1:7443",
+  devInsecure: true,
+  socket: join(dir, "agent.sock"),
+  metricsListen: process.env.TESSERA_START_METRICS ?? "127.0.0.1:9402",
+  stateDir: join(dir, "state"),
+  fabricSysfsRoot: join(root, "test/fixtures/sys/dgx-h100"),
+  fabricProcRoot: join(root, "test/fixtures/proc/dgx-h100"),
+  dynamicMig: true,
+});
+const log = createLogger({ level: process.env.TESSERA_LOG_LEVEL ?? "info" });
+const agent = new Agent({ config, configPath: undefined, log, version: "demo", discardCorruptLeases: true });
+const endpoints = await agent.start();
+process.stdout.write(demoInstructions(endpoints, control.statePath()));
+const signal = await new Promise<string>((resolve) => {
+  process.once("SIGINT", () => resolve("SIGINT"));
+  process.once("SIGTERM", () => resolve("SIGTERM"));
+});
+await agent.stop(signal);
+setTimeout(() => process.exit(0), 200).unref();

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tessera/v1/telemetry.proto.
  */
 export const file_tessera_v1_telemetry: GenFile = /*@__PURE__*/
-  fileDesc("Chp0ZXNzZXJhL3YxL3RlbGVtZXRyeS5wcm90bxIKdGVzc2VyYS52MSKOAQoKTm9kZVNhbXBsZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgRncHVzGAIgAygLMhUudGVzc2VyYS52MS5HcHVTYW1wbGUSFgoObWlzc2VkX3NhbXBsZXMYAyABKAQSGQoRc3dlZXBfZHVyYXRpb25fbXMYBCABKAEimgcKCUdwdVNhbXBsZRINCgVpbmRleBgBIAEoDRIMCgR1dWlkGAIgASgJEiAKE3V0aWxpemF0aW9uX3BlcmNlbnQYAyABKA1IAIgBARInChptZW1vcnlfdXRpbGl6YXRpb25fcGVyY2VudBgEIAEoDUgBiAEBEhwKD21lbW9yeV91c2VkX21pYhgFIAEoBEgCiAEBEhwKD21lbW9yeV9mcmVlX21pYhgGIAEoBEgDiAEBEhoKDXRlbXBlcmF0dXJlX2MYByABKA1IBIgBARIdChBwb3dlcl9taWxsaXdhdHRzGAggASgNSAWIAQESHwoSZW5lcmd5X21pbGxpam91bGVzGAkgASgESAaIAQESGQoMc21fY2xvY2tfbWh6GAogASgNSAeIAQESHQoQbWVtb3J5X2Nsb2NrX21oehgLIAEoDUgIiAEBEiAKE2Nsb2NrX2V2ZW50X3JlYXNvbnMYDCABKARICYgBARIjChZlY2NfY29ycmVjdGVkX3ZvbGF0aWxlGA0gASgESAqIAQESJQoYZWNjX3VuY29ycmVjdGVkX3ZvbGF0aWxlGA4gASgESAuIAQESIAoTcGNpZV9yZXBsYXlfY291bnRlchgPIAEoBEgMiAEBEhwKD3BjaWVfZ2VuZXJhdGlvbhgQIAEoDUgNiAEBEhcKCnBjaWVfd2lkdGgYESABKA1IDogBARIwCgttaWdfZGV2aWNlcxgSIAMoCzIbLnRlc3NlcmEudjEuTWlnRGV2aWNlU2FtcGxlEgwKBGxvc3QYEyABKAhCFgoUX3V0aWxpemF0aW9uX3BlcmNlbnRCHQobX21lbW9yeV91dGlsaXphdGlvbl9wZXJjZW50QhIKEF9tZW1vcnlfdXNlZF9taWJCEgoQX21lbW9yeV9mcmVlX21pYkIQCg5fdGVtcGVyYXR1cmVfY0ITChFfcG93ZXJfbWlsbGl3YXR0c0IVChNfZW5lcmd5X21pbGxpam91bGVzQg8KDV9zbV9jbG9ja19taHpCEwoRX21lbW9yeV9jbG9ja19taHpCFgoUX2Nsb2NrX2V2ZW50X3JlYXNvbnNCGQoXX2VjY19jb3JyZWN0ZWRfdm9sYXRpbGVCGwoZX2VjY191bmNvcnJlY3RlZF92b2xhdGlsZUIWChRfcGNpZV9yZXBsYXlfY291bnRlckISChBfcGNpZV9nZW5lcmF0aW9uQg0KC19wY2llX3dpZHRoIqgCCg9NaWdEZXZpY2VTYW1wbGUSDAoEdXVpZBgBIAEoCRIXCg9ncHVfaW5zdGFuY2VfaWQYAiABKA0SGwoTY29tcHV0ZV9pbnN0YW5jZV9pZBgDIAEoDRIUCgxwcm9maWxlX25hbWUYBCABKAkSHAoPbWVtb3J5X3VzZWRfbWliGAUgASgESACIAQESHQoQbWVtb3J5X3RvdGFsX21pYhgGIAEoBEgBiAEBEiMKFnNtX3V0aWxpemF0aW9uX3BlcmNlbnQYByABKAFIAogBARIVCg1wcm9jZXNzX2NvdW50GAggASgNQhIKEF9tZW1vcnlfdXNlZF9taWJCEwoRX21lbW9yeV90b3RhbF9taWJCGQoXX3NtX3V0aWxpemF0aW9uX3BlcmNlbnQigAMKBUV2ZW50EgsKA3NlcRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgRraW5kGAMgASgOMhUudGVzc2VyYS52MS5FdmVudEtpbmQSFgoJZ3B1X2luZGV4GAQgASgNSAGIAQESEAoIZ3B1X3V1aWQYBSABKAkSDwoHbWVzc2FnZRgGIAEoCRIkCgN4aWQYCiABKAsyFS50ZXNzZXJhLnYxLlhpZERldGFpbEgAEioKBmhlYWx0aBgLIAEoCzIYLnRlc3NlcmEudjEuSGVhbHRoRGV0YWlsSAASKAoFbGVhc2UYDCABKAsyFy50ZXNzZXJhLnYxLkxlYXNlRGV0YWlsSAASJgoEbGluaxgNIAEoCzIWLnRlc3NlcmEudjEuTGlua0RldGFpbEgAEiQKA21pZxgOIAEoCzIVLnRlc3NlcmEudjEuTWlnRGV0YWlsSABCCAoGZGV0YWlsQgwKCl9ncHVfaW5kZXgicAoJWGlkRGV0YWlsEgwKBGNvZGUYASABKAQSHAoPZ3B1X2luc3RhbmNlX2lkGAIgASgNSACIAQESEwoLZGVzY3JpcHRpb24YAyABKAkSDgoGYWN0aW9uGAQgASgJQhIKEF9ncHVfaW5zdGFuY2VfaWQiQgoMSGVhbHRoRGV0YWlsEhAKCHByZXZpb3VzGAEgASgJEg8KB2N1cnJlbnQYAiABKAkSDwoHcmVhc29ucxgDIAMoCSJHCgtMZWFzZURldGFpbBITCgt3b3JrbG9hZF9pZBgBIAEoCRIOCgZjaGFuZ2UYAiABKAkSEwoLZGV2aWNlX3V1aWQYAyABKAkiXgoKTGlua0RldGFpbBIOCgZkZXZpY2UYASABKAkSDAoEcG9ydBgCIAEoDRIQCghwcmV2aW91cxgDIAEoCRIPCgdjdXJyZW50GAQgASgJEg8KB3JlYXNvbnMYBSADKAkiGwoJTWlnRGV0YWlsEg4KBmNoYW5nZRgBIAEoCSq+AQoJRXZlbnRLaW5kEhoKFkVWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABISCg5FVkVOVF9LSU5EX1hJRBABEhIKDkVWRU5UX0tJTkRfRUNDEAISFQoRRVZFTlRfS0lORF9IRUFMVEgQAxISCg5FVkVOVF9LSU5EX01JRxAEEhQKEEVWRU5UX0tJTkRfTEVBU0UQBRITCg9FVkVOVF9LSU5EX0xJTksQBhIXChNFVkVOVF9LSU5EX0dQVV9MT1NUEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chp0ZXNzZXJhL3YxL3RlbGVtZXRyeS5wcm90bxIKdGVzc2VyYS52MSKsAQoKTm9kZVNhbXBsZRIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIjCgRncHVzGAIgAygLMhUudGVzc2VyYS52MS5HcHVTYW1wbGUSFgoObWlzc2VkX3NhbXBsZXMYAyABKAQSGQoRc3dlZXBfZHVyYXRpb25fbXMYBCABKAESDQoFc3RhbGUYBSABKAgSDQoFc3dlZXAYBiABKAQiXAoNUHJvY2Vzc1NhbXBsZRILCgNwaWQYASABKA0SDAoEbmFtZRgCIAEoCRIcCg91c2VkX21lbW9yeV9taWIYAyABKARIAIgBAUISChBfdXNlZF9tZW1vcnlfbWliIowNCglHcHVTYW1wbGUSDQoFaW5kZXgYASABKA0SDAoEdXVpZBgCIAEoCRIgChN1dGlsaXphdGlvbl9wZXJjZW50GAMgASgNSACIAQESJwoabWVtb3J5X3V0aWxpemF0aW9uX3BlcmNlbnQYBCABKA1IAYgBARIcCg9tZW1vcnlfdXNlZF9taWIYBSABKARIAogBARIcCg9tZW1vcnlfZnJlZV9taWIYBiABKARIA4gBARIaCg10ZW1wZXJhdHVyZV9jGAcgASgNSASIAQESHQoQcG93ZXJfbWlsbGl3YXR0cxgIIAEoDUgFiAEBEh8KEmVuZXJneV9taWxsaWpvdWxlcxgJIAEoBEgGiAEBEhkKDHNtX2Nsb2NrX21oehgKIAEoDUgHiAEBEh0KEG1lbW9yeV9jbG9ja19taHoYCyABKA1ICIgBARIgChNjbG9ja19ldmVudF9yZWFzb25zGAwgASgESAmIAQESIwoWZWNjX2NvcnJlY3RlZF92b2xhdGlsZRgNIAEoBEgKiAEBEiUKGGVjY191bmNvcnJlY3RlZF92b2xhdGlsZRgOIAEoBEgLiAEBEiAKE3BjaWVfcmVwbGF5X2NvdW50ZXIYDyABKARIDIgBARIcCg9wY2llX2dlbmVyYXRpb24YECABKA1IDYgBARIXCgpwY2llX3dpZHRoGBEgASgNSA6IAQESMAoLbWlnX2RldmljZXMYEiADKAsyGy50ZXNzZXJhLnYxLk1pZ0RldmljZVNhbXBsZRIMCgRsb3N0GBMgASgIEiAKE21lbW9yeV9yZXNlcnZlZF9taWIYFCABKARID4gBARIdChBtZW1vcnlfdG90YWxfbWliGBUgASgESBCIAQESIwoWcG93ZXJfbGltaXRfbWlsbGl3YXR0cxgWIAEoDUgRiAEBEiQKF2VjY19jb3JyZWN0ZWRfYWdncmVnYXRlGBcgASgESBKIAQESJgoZZWNjX3VuY29ycmVjdGVkX2FnZ3JlZ2F0ZRgYIAEoBEgTiAEBEhgKC2VjY19lbmFibGVkGBkgASgISBSIAQESJAoXcmVtYXBwZWRfcm93c19jb3JyZWN0ZWQYGiABKA1IFYgBARImChlyZW1hcHBlZF9yb3dzX3VuY29ycmVjdGVkGBsgASgNSBaIAQESIgoVcmVtYXBwZWRfcm93c19wZW5kaW5nGBwgASgISBeIAQESIgoVcmVtYXBwZWRfcm93c19mYWlsdXJlGB0gASgISBiIAQESIgoVcmV0aXJlZF9wYWdlc19wZW5kaW5nGB4gASgISBmIAQESIAoYY2xvY2tfZXZlbnRfcmVhc29uX25hbWVzGB8gAygJEiwKCXByb2Nlc3NlcxggIAMoCzIZLnRlc3NlcmEudjEuUHJvY2Vzc1NhbXBsZUIWChRfdXRpbGl6YXRpb25fcGVyY2VudEIdChtfbWVtb3J5X3V0aWxpemF0aW9uX3BlcmNlbnRCEgoQX21lbW9yeV91c2VkX21pYkISChBfbWVtb3J5X2ZyZWVfbWliQhAKDl90ZW1wZXJhdHVyZV9jQhMKEV9wb3dlcl9taWxsaXdhdHRzQhUKE19lbmVyZ3lfbWlsbGlqb3VsZXNCDwoNX3NtX2Nsb2NrX21oekITChFfbWVtb3J5X2Nsb2NrX21oekIWChRfY2xvY2tfZXZlbnRfcmVhc29uc0IZChdfZWNjX2NvcnJlY3RlZF92b2xhdGlsZUIbChlfZWNjX3VuY29ycmVjdGVkX3ZvbGF0aWxlQhYKFF9wY2llX3JlcGxheV9jb3VudGVyQhIKEF9wY2llX2dlbmVyYXRpb25CDQoLX3BjaWVfd2lkdGhCFgoUX21lbW9yeV9yZXNlcnZlZF9taWJCEwoRX21lbW9yeV90b3RhbF9taWJCGQoXX3Bvd2VyX2xpbWl0X21pbGxpd2F0dHNCGgoYX2VjY19jb3JyZWN0ZWRfYWdncmVnYXRlQhwKGl9lY2NfdW5jb3JyZWN0ZWRfYWdncmVnYXRlQg4KDF9lY2NfZW5hYmxlZEIaChhfcmVtYXBwZWRfcm93c19jb3JyZWN0ZWRCHAoaX3JlbWFwcGVkX3Jvd3NfdW5jb3JyZWN0ZWRCGAoWX3JlbWFwcGVkX3Jvd3NfcGVuZGluZ0IYChZfcmVtYXBwZWRfcm93c19mYWlsdXJlQhgKFl9yZXRpcmVkX3BhZ2VzX3BlbmRpbmci6QIKD01pZ0RldmljZVNhbXBsZRIMCgR1dWlkGAEgASgJEhcKD2dwdV9pbnN0YW5jZV9pZBgCIAEoDRIbChNjb21wdXRlX2luc3RhbmNlX2lkGAMgASgNEhQKDHByb2ZpbGVfbmFtZRgEIAEoCRIcCg9tZW1vcnlfdXNlZF9taWIYBSABKARIAIgBARIdChBtZW1vcnlfdG90YWxfbWliGAYgASgESAGIAQESIwoWc21fdXRpbGl6YXRpb25fcGVyY2VudBgHIAEoAUgCiAEBEhUKDXByb2Nlc3NfY291bnQYCCABKA0SLAoJcHJvY2Vzc2VzGAkgAygLMhkudGVzc2VyYS52MS5Qcm9jZXNzU2FtcGxlEhEKCW1pZ19pbmRleBgKIAEoDUISChBfbWVtb3J5X3VzZWRfbWliQhMKEV9tZW1vcnlfdG90YWxfbWliQhkKF19zbV91dGlsaXphdGlvbl9wZXJjZW50IqYDCgVFdmVudBILCgNzZXEYASABKAQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIwoEa2luZBgDIAEoDjIVLnRlc3NlcmEudjEuRXZlbnRLaW5kEhYKCWdwdV9pbmRleBgEIAEoDUgBiAEBEhAKCGdwdV91dWlkGAUgASgJEg8KB21lc3NhZ2UYBiABKAkSJAoDeGlkGAogASgLMhUudGVzc2VyYS52MS5YaWREZXRhaWxIABIqCgZoZWFsdGgYCyABKAsyGC50ZXNzZXJhLnYxLkhlYWx0aERldGFpbEgAEigKBWxlYXNlGAwgASgLMhcudGVzc2VyYS52MS5MZWFzZURldGFpbEgAEiYKBGxpbmsYDSABKAsyFi50ZXNzZXJhLnYxLkxpbmtEZXRhaWxIABIkCgNtaWcYDiABKAsyFS50ZXNzZXJhLnYxLk1pZ0RldGFpbEgAEiQKA2VjYxgPIAEoCzIVLnRlc3NlcmEudjEuRWNjRGV0YWlsSABCCAoGZGV0YWlsQgwKCl9ncHVfaW5kZXgikwEKCUVjY0RldGFpbBISCgplcnJvcl90eXBlGAEgASgJEh8KEnZvbGF0aWxlX2NvcnJlY3RlZBgCIAEoBEgAiAEBEiEKFHZvbGF0aWxlX3VuY29ycmVjdGVkGAMgASgESAGIAQFCFQoTX3ZvbGF0aWxlX2NvcnJlY3RlZEIXChVfdm9sYXRpbGVfdW5jb3JyZWN0ZWQicAoJWGlkRGV0YWlsEgwKBGNvZGUYASABKAQSHAoPZ3B1X2luc3RhbmNlX2lkGAIgASgNSACIAQESEwoLZGVzY3JpcHRpb24YAyABKAkSDgoGYWN0aW9uGAQgASgJQhIKEF9ncHVfaW5zdGFuY2VfaWQiQgoMSGVhbHRoRGV0YWlsEhAKCHByZXZpb3VzGAEgASgJEg8KB2N1cnJlbnQYAiABKAkSDwoHcmVhc29ucxgDIAMoCSJHCgtMZWFzZURldGFpbBITCgt3b3JrbG9hZF9pZBgBIAEoCRIOCgZjaGFuZ2UYAiABKAkSEwoLZGV2aWNlX3V1aWQYAyABKAkiXgoKTGlua0RldGFpbBIOCgZkZXZpY2UYASABKAkSDAoEcG9ydBgCIAEoDRIQCghwcmV2aW91cxgDIAEoCRIPCgdjdXJyZW50GAQgASgJEg8KB3JlYXNvbnMYBSADKAkiGwoJTWlnRGV0YWlsEg4KBmNoYW5nZRgBIAEoCSq+AQoJRXZlbnRLaW5kEhoKFkVWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABISCg5FVkVOVF9LSU5EX1hJRBABEhIKDkVWRU5UX0tJTkRfRUNDEAISFQoRRVZFTlRfS0lORF9IRUFMVEgQAxISCg5FVkVOVF9LSU5EX01JRxAEEhQKEEVWRU5UX0tJTkRfTEVBU0UQBRITCg9FVkVOVF9LSU5EX0xJTksQBhIXChNFVkVOVF9LSU5EX0dQVV9MT1NUEAdiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One sweep of the sampler. Absent values are ones the driver does not
@@ -42,6 +42,21 @@ export type NodeSample = Message<"tessera.v1.NodeSample"> & {
    * @generated from field: double sweep_duration_ms = 4;
    */
   sweepDurationMs: number;
+
+  /**
+   * The sampler has not finished a sweep within its timeout (an NVML call
+   * hangs): the values are those of the last sweep that finished.
+   *
+   * @generated from field: bool stale = 5;
+   */
+  stale: boolean;
+
+  /**
+   * Counts the sampler's sweeps since the agent started.
+   *
+   * @generated from field: uint64 sweep = 6;
+   */
+  sweep: bigint;
 };
 
 /**
@@ -50,6 +65,33 @@ export type NodeSample = Message<"tessera.v1.NodeSample"> & {
  */
 export const NodeSampleSchema: GenMessage<NodeSample> = /*@__PURE__*/
   messageDesc(file_tessera_v1_telemetry, 0);
+
+/**
+ * @generated from message tessera.v1.ProcessSample
+ */
+export type ProcessSample = Message<"tessera.v1.ProcessSample"> & {
+  /**
+   * @generated from field: uint32 pid = 1;
+   */
+  pid: number;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: optional uint64 used_memory_mib = 3;
+   */
+  usedMemoryMib?: bigint | undefined;
+};
+
+/**
+ * Describes the message tessera.v1.ProcessSample.
+ * Use `create(ProcessSampleSchema)` to create a new message.
+ */
+export const ProcessSampleSchema: GenMessage<ProcessSample> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_telemetry, 1);
 
 /**
  * @generated from message tessera.v1.GpuSample
@@ -149,6 +191,75 @@ export type GpuSample = Message<"tessera.v1.GpuSample"> & {
    * @generated from field: bool lost = 19;
    */
   lost: boolean;
+
+  /**
+   * @generated from field: optional uint64 memory_reserved_mib = 20;
+   */
+  memoryReservedMib?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 memory_total_mib = 21;
+   */
+  memoryTotalMib?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint32 power_limit_milliwatts = 22;
+   */
+  powerLimitMilliwatts?: number | undefined;
+
+  /**
+   * @generated from field: optional uint64 ecc_corrected_aggregate = 23;
+   */
+  eccCorrectedAggregate?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 ecc_uncorrected_aggregate = 24;
+   */
+  eccUncorrectedAggregate?: bigint | undefined;
+
+  /**
+   * @generated from field: optional bool ecc_enabled = 25;
+   */
+  eccEnabled?: boolean | undefined;
+
+  /**
+   * @generated from field: optional uint32 remapped_rows_corrected = 26;
+   */
+  remappedRowsCorrected?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 remapped_rows_uncorrected = 27;
+   */
+  remappedRowsUncorrected?: number | undefined;
+
+  /**
+   * @generated from field: optional bool remapped_rows_pending = 28;
+   */
+  remappedRowsPending?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool remapped_rows_failure = 29;
+   */
+  remappedRowsFailure?: boolean | undefined;
+
+  /**
+   * @generated from field: optional bool retired_pages_pending = 30;
+   */
+  retiredPagesPending?: boolean | undefined;
+
+  /**
+   * Clock event reason names ("sw_power_cap", …); see clock_event_reasons for the mask.
+   *
+   * @generated from field: repeated string clock_event_reason_names = 31;
+   */
+  clockEventReasonNames: string[];
+
+  /**
+   * Processes on the whole GPU (not on a MIG device).
+   *
+   * @generated from field: repeated tessera.v1.ProcessSample processes = 32;
+   */
+  processes: ProcessSample[];
 };
 
 /**
@@ -156,7 +267,7 @@ export type GpuSample = Message<"tessera.v1.GpuSample"> & {
  * Use `create(GpuSampleSchema)` to create a new message.
  */
 export const GpuSampleSchema: GenMessage<GpuSample> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 1);
+  messageDesc(file_tessera_v1_telemetry, 2);
 
 /**
  * @generated from message tessera.v1.MigDeviceSample
@@ -201,6 +312,18 @@ export type MigDeviceSample = Message<"tessera.v1.MigDeviceSample"> & {
    * @generated from field: uint32 process_count = 8;
    */
   processCount: number;
+
+  /**
+   * @generated from field: repeated tessera.v1.ProcessSample processes = 9;
+   */
+  processes: ProcessSample[];
+
+  /**
+   * Position under the parent GPU (nvmlDeviceGetMigDeviceHandleByIndex).
+   *
+   * @generated from field: uint32 mig_index = 10;
+   */
+  migIndex: number;
 };
 
 /**
@@ -208,7 +331,7 @@ export type MigDeviceSample = Message<"tessera.v1.MigDeviceSample"> & {
  * Use `create(MigDeviceSampleSchema)` to create a new message.
  */
 export const MigDeviceSampleSchema: GenMessage<MigDeviceSample> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 2);
+  messageDesc(file_tessera_v1_telemetry, 3);
 
 /**
  * Something that happened, in the agent's event log. Watchers may miss
@@ -284,6 +407,12 @@ export type Event = Message<"tessera.v1.Event"> & {
      */
     value: MigDetail;
     case: "mig";
+  } | {
+    /**
+     * @generated from field: tessera.v1.EccDetail ecc = 15;
+     */
+    value: EccDetail;
+    case: "ecc";
   } | { case: undefined; value?: undefined };
 };
 
@@ -292,7 +421,36 @@ export type Event = Message<"tessera.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 3);
+  messageDesc(file_tessera_v1_telemetry, 4);
+
+/**
+ * @generated from message tessera.v1.EccDetail
+ */
+export type EccDetail = Message<"tessera.v1.EccDetail"> & {
+  /**
+   * "single_bit" (corrected) or "double_bit" (uncorrected).
+   *
+   * @generated from field: string error_type = 1;
+   */
+  errorType: string;
+
+  /**
+   * @generated from field: optional uint64 volatile_corrected = 2;
+   */
+  volatileCorrected?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 volatile_uncorrected = 3;
+   */
+  volatileUncorrected?: bigint | undefined;
+};
+
+/**
+ * Describes the message tessera.v1.EccDetail.
+ * Use `create(EccDetailSchema)` to create a new message.
+ */
+export const EccDetailSchema: GenMessage<EccDetail> = /*@__PURE__*/
+  messageDesc(file_tessera_v1_telemetry, 5);
 
 /**
  * @generated from message tessera.v1.XidDetail
@@ -326,7 +484,7 @@ export type XidDetail = Message<"tessera.v1.XidDetail"> & {
  * Use `create(XidDetailSchema)` to create a new message.
  */
 export const XidDetailSchema: GenMessage<XidDetail> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 4);
+  messageDesc(file_tessera_v1_telemetry, 6);
 
 /**
  * @generated from message tessera.v1.HealthDetail
@@ -353,7 +511,7 @@ export type HealthDetail = Message<"tessera.v1.HealthDetail"> & {
  * Use `create(HealthDetailSchema)` to create a new message.
  */
 export const HealthDetailSchema: GenMessage<HealthDetail> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 5);
+  messageDesc(file_tessera_v1_telemetry, 7);
 
 /**
  * @generated from message tessera.v1.LeaseDetail
@@ -382,7 +540,7 @@ export type LeaseDetail = Message<"tessera.v1.LeaseDetail"> & {
  * Use `create(LeaseDetailSchema)` to create a new message.
  */
 export const LeaseDetailSchema: GenMessage<LeaseDetail> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 6);
+  messageDesc(file_tessera_v1_telemetry, 8);
 
 /**
  * @generated from message tessera.v1.LinkDetail
@@ -419,7 +577,7 @@ export type LinkDetail = Message<"tessera.v1.LinkDetail"> & {
  * Use `create(LinkDetailSchema)` to create a new message.
  */
 export const LinkDetailSchema: GenMessage<LinkDetail> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 7);
+  messageDesc(file_tessera_v1_telemetry, 9);
 
 /**
  * @generated from message tessera.v1.MigDetail
@@ -436,7 +594,7 @@ export type MigDetail = Message<"tessera.v1.MigDetail"> & {
  * Use `create(MigDetailSchema)` to create a new message.
  */
 export const MigDetailSchema: GenMessage<MigDetail> = /*@__PURE__*/
-  messageDesc(file_tessera_v1_telemetry, 8);
+  messageDesc(file_tessera_v1_telemetry, 10);
 
 /**
  * @generated from enum tessera.v1.EventKind
