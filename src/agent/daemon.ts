@@ -6,6 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { leaseRecords } from "../diag/index.js";
 import { errorMessage } from "../errors.js";
 import {
   CHECKPOINT_FILE,
@@ -214,6 +215,13 @@ export class Agent {
       metrics,
       log,
       stopping: () => this.#stopping,
+      diagnostics: {
+        libraryPath: c.nvml.library === "" ? undefined : c.nvml.library,
+        procRoot: c.fabric.procRoot,
+        ...(c.fabric.enabled ? { fabric: { sysfsRoot: c.fabric.sysfsRoot, procRoot: c.fabric.procRoot } } : {}),
+        leases: () => leaseRecords(ledger.state),
+        events: eventLog,
+      },
     });
     const health = newHealth();
     this.#health = health;

@@ -18,6 +18,7 @@ import { callerOf } from "../rpc/server-auth.js";
 import { toServiceError } from "../rpc/status.js";
 import { validateAllocate, validateMigSpec, validateRelease, validateWatch } from "../rpc/validate.js";
 import type { AgentMetrics } from "./agent-metrics.js";
+import { type DiagnosticsDeps, serveDiagnostics } from "./diagnostics.js";
 import type { LeaseService } from "./lease-service.js";
 import type { Logger } from "./logger.js";
 import { type MigOps, migLayoutProto } from "./mig-ops.js";
@@ -47,6 +48,8 @@ export interface ServiceDeps {
   readonly metrics: AgentMetrics;
   readonly log: Logger;
   readonly stopping: () => boolean;
+  /** RunDiagnostics; absent: UNIMPLEMENTED. */
+  readonly diagnostics?: DiagnosticsDeps;
 }
 
 type Methods = (typeof NodeAgentService)["method"];
@@ -160,11 +163,24 @@ export function nodeAgentService(d: ServiceDeps): ServiceImpl<Methods> {
     }),
 
     runDiagnostics: (call) => {
-      d.metrics.rpcs.inc({ method: "RunDiagnostics", code: "UNIMPLEMENTED" });
-      call.emit("error", {
-        code: grpcStatus.UNIMPLEMENTED,
-        details: "diagnostics are not served by this agent yet",
-      });
+      const deps = d.diagnostics;
+      if (!deps) {
+        d.metrics.rpcs.inc({ method: "RunDiagnostics", code: "UNIMPLEMENTED" });
+        call.emit("error", { code: grpcStatus.UNIMPLEMENTED, details: "diagnostics are not served by this agent" });
+        return;
+      }
+      serveDiagnostics(deps, call).then(
+        () => d.metrics.rpcs.inc({ method: "RunDiagnostics", code: "OK" }),
+        (err: unknown) => {
+          const e = toServiceError(err);
+          d.metrics.rpcs.inc({
+            method: "RunDiagnostics",
+            code: e.code === undefined ? "UNKNOWN" : (grpcStatus[e.code] ?? String(e.code)),
+          });
+          d.log.warn({ err }, "RunDiagnostics failed");
+          call.emit("error", e);
+        },
+      );
     },
   };
 }
