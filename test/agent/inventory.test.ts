@@ -179,7 +179,7 @@ describe("agent inventory", () => {
     await assert.rejects(check("nope.Service"), (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND);
     health.close();
 
-    const Reflect = grpc.makeGenericClientConstructor(
+    const ReflectionClient = grpc.makeGenericClientConstructor(
       {
         ServerReflectionInfo: {
           path: "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -193,7 +193,7 @@ describe("agent inventory", () => {
       },
       "ServerReflection",
     );
-    const client = new Reflect(agent.tcp as string, grpc.credentials.createInsecure()) as unknown as {
+    const client = new ReflectionClient(agent.tcp as string, grpc.credentials.createInsecure()) as unknown as {
       ServerReflectionInfo: () => grpc.ClientDuplexStream<Buffer, Buffer>;
       close: () => void;
     };
