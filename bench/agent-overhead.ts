@@ -19,7 +19,7 @@ import {
   round,
   startBenchAgent,
   tempDir,
-} from "./agent-harness.js";
+} from "./lib/agent-harness.js";
 
 const { values } = parseArgs({
   options: { seconds: { type: "string", default: "60" }, warmup: { type: "string", default: "60" } },

@@ -8,7 +8,7 @@
 // thread, for dynamic-MIG fleets under two mixes, and for a static
 // all-balanced fleet (every GPU there is scored one by one: no index).
 // Then the restart: tessera-scheduler as a child process with 200 agents registered over
-// loopback (bench/support/agent-farm.ts: real gRPC NodeAgent servers and registrations, 50 per
+// loopback (bench/lib/agent-farm.ts: real gRPC NodeAgent servers and registrations, 50 per
 // process), each holding leases; the scheduler is SIGKILLed and started again on the same port,
 // and the bench times how long the new one takes to rebuild its view (every node watched again,
 // every lease found) from the agents alone.
@@ -274,7 +274,7 @@ async function agentRebuild() {
     for (let f = 0; f * AGENTS_PER_FARM < AGENTS; f++) {
       farms.push(
         launch([
-          "bench/support/agent-farm.ts",
+          "bench/lib/agent-farm.ts",
           JSON.stringify({
             scheduler: address,
             prefix: `f${f}n`,

@@ -125,6 +125,35 @@ const schema = z
       .object({ graceMs: positiveMs.default(30_000) })
       .strict()
       .prefault({}),
+    /** The scheduler this agent registers with (RegisterNode at start, then renewals); none by default. */
+    scheduler: z
+      .object({
+        /** host:port (mTLS, or plaintext with `insecure`) or unix:///path; "" registers nowhere. */
+        address: z
+          .string()
+          .refine((v) => v === "" || v.startsWith("unix:///") || parseHostPort(v) !== undefined, {
+            message: "expected host:port or unix:///path",
+          })
+          .default(""),
+        /** Where the scheduler reaches this agent; default: listen.tcp as bound (a wildcard host: this host's name). */
+        advertise: z
+          .string()
+          .refine((v) => v === "" || v.startsWith("unix:///") || parseHostPort(v) !== undefined, {
+            message: "expected host:port or unix:///path",
+          })
+          .default(""),
+        /** The registration lease asked for; 0: the scheduler's default. */
+        leaseTtlMs: z.number().int().nonnegative().default(0),
+        /** Plaintext to a development scheduler on loopback (its --dev-insecure listener). */
+        insecure: z.boolean().default(false),
+        /** This agent's client certificate towards the scheduler (its auth.rules map it to role node). */
+        tls: z
+          .object({ ca: z.string().default(""), cert: z.string().default(""), key: z.string().default("") })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -145,6 +174,10 @@ export interface ConfigOverrides {
   readonly fabricProcRoot?: string;
   readonly dynamicMig?: boolean;
   readonly samplingIntervalMs?: number;
+  readonly schedulerAddress?: string;
+  readonly schedulerInsecure?: boolean;
+  readonly advertise?: string;
+  readonly nodeId?: string;
 }
 
 export function parseHostPort(value: string): { host: string; port: number } | undefined {
@@ -246,6 +279,10 @@ export function finishConfig(base: AgentConfig, o: ConfigOverrides): AgentConfig
   if (o.fabricProcRoot !== undefined) c.fabric.procRoot = o.fabricProcRoot;
   if (o.dynamicMig !== undefined) c.mig.dynamic = o.dynamicMig;
   if (o.samplingIntervalMs !== undefined) c.sampling.intervalMs = o.samplingIntervalMs;
+  if (o.schedulerAddress !== undefined) c.scheduler.address = o.schedulerAddress;
+  if (o.schedulerInsecure !== undefined) c.scheduler.insecure = o.schedulerInsecure;
+  if (o.advertise !== undefined) c.scheduler.advertise = o.advertise;
+  if (o.nodeId !== undefined) c.nodeId = o.nodeId;
   // Re-validate: flags are input too.
   const again = schema.safeParse(c);
   if (!again.success) {
@@ -274,6 +311,24 @@ export function finishConfig(base: AgentConfig, o: ConfigOverrides): AgentConfig
   }
   if (cfg.listen.tcp === "" && cfg.listen.socket === "")
     throw new InputError("nothing to listen on: set listen.socket, listen.tcp, or both");
+  const s = cfg.scheduler;
+  if (s.address !== "" && !s.address.startsWith("unix:")) {
+    const hp = parseHostPort(s.address) as { host: string; port: number };
+    if (s.insecure) {
+      if (!isLoopbackHost(hp.host))
+        throw new InputError(
+          `scheduler.insecure (--scheduler-insecure) registers in plaintext and needs a loopback scheduler.address, not ${s.address}`,
+        );
+    } else if (s.tls.ca === "" || s.tls.cert === "" || s.tls.key === "") {
+      throw new InputError(
+        `scheduler.address (${s.address}) needs mTLS: set scheduler.tls.ca, cert and key (or, for a development scheduler on loopback, scheduler.insecure)`,
+      );
+    }
+  }
+  if (s.address !== "" && s.advertise === "" && cfg.listen.tcp === "" && !s.address.startsWith("unix:"))
+    throw new InputError(
+      "scheduler.address is set but the scheduler cannot reach this agent: set listen.tcp (or scheduler.advertise)",
+    );
   return cfg;
 }
 

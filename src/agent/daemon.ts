@@ -6,7 +6,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { leaseRecords } from "../diag/index.js";
+import { leaseRecords } from "../diag/leases.js";
 import { errorMessage } from "../errors.js";
 import {
   CHECKPOINT_FILE,
@@ -21,7 +21,7 @@ import type { HealthService } from "../rpc/health.js";
 import { certificateRoles, fixedRole, mtlsServerCredentials } from "../rpc/server-auth.js";
 import { EventLog } from "../telemetry/event-log.js";
 import type { HealthThresholds } from "../telemetry/health.js";
-import { renderSnapshotMetrics } from "../telemetry/metrics.js";
+import { MetricsRenderer } from "../telemetry/metrics.js";
 import { unpackSweep } from "../telemetry/sweep-pack.js";
 import type { SweepResult } from "../telemetry/sweep-types.js";
 import { AgentMetrics } from "./agent-metrics.js";
@@ -34,6 +34,7 @@ import { MigOps } from "./mig-ops.js";
 import { type NodeSnapshot, NodeState } from "./node-state.js";
 import type { NvmlWorkerData } from "./nvml-worker.js";
 import { leaseProto as leaseProtoOf, SnapshotViews } from "./proto.js";
+import { type SchedulerRegistration, startSchedulerRegistration } from "./scheduler-registration.js";
 import { bind, buildServer, newHealth, prepareSocketPath, SERVICE_NAME, secureSocket } from "./servers.js";
 import { nodeAgentService } from "./service.js";
 import { WatchHub } from "./watch-hub.js";
@@ -76,6 +77,7 @@ export class Agent {
   #servers: grpc.Server[] = [];
   #health: HealthService | undefined;
   #metricsServer: MetricsServer | undefined;
+  #registration: SchedulerRegistration | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   #ledger: Ledger | undefined;
   #leases: LeaseService | undefined;
@@ -272,6 +274,7 @@ export class Agent {
     if (c.metrics.listen !== "") {
       const hp = parseHostPort(c.metrics.listen) as { host: string; port: number };
       const hostname = c.metrics.hostnameLabel === "" ? undefined : views.static.nodeId;
+      const metricsRenderer = new MetricsRenderer();
       this.#metricsServer = new MetricsServer({
         metrics,
         snapshotText: () => {
@@ -280,7 +283,7 @@ export class Agent {
           return {
             key: `${s.version}/${ledger.writes}`,
             render: () =>
-              renderSnapshotMetrics({
+              metricsRenderer.render({
                 gpus: s.sweep.gpus,
                 health: s.health,
                 fabric: s.fabric,
@@ -306,6 +309,14 @@ export class Agent {
 
     health.setStatus("", "SERVING");
     health.setStatus(SERVICE_NAME, "SERVING");
+    // Last: the scheduler starts calling as soon as it hears from us.
+    this.#registration = await startSchedulerRegistration({
+      config: c,
+      nodeId: views.static.nodeId,
+      boundTcp: tcp,
+      socket,
+      log,
+    });
     const endpoints = { socket, tcp, metrics: metricsAddress };
     log.info(
       {
@@ -506,6 +517,8 @@ export class Agent {
     this.#stopping = true;
     log.info({ reason }, "stopping");
     clearInterval(this.#watchdog);
+    // Stop renewing first: the scheduler stops placing here when the registration lease runs out.
+    await this.#registration?.stop();
     this.#health?.setStatus("", "NOT_SERVING");
     this.#health?.setStatus(SERVICE_NAME, "NOT_SERVING");
     // Stop accepting calls; calls in progress (an apply, an allocation) run to their end.

@@ -166,18 +166,8 @@ export class LeaseService {
       }
       const lease = leaseFromCreate(pending, created, this.#clock());
       await ledger.commit({ putLeases: [lease], removePending: [pending.workloadId] });
+      // The sampler's next sweep reports the new instance as a MIG event; the lease event names the workload.
       this.#o.layoutsChanged();
-      this.#o.emit({
-        kind: "mig",
-        atMs: lease.createdAtMs,
-        gpuIndex: lease.gpuIndex,
-        gpuUuid: lease.gpuUuid,
-        message: `GPU ${lease.gpuIndex} (${lease.gpuUuid}): created ${lease.profileName}@${created.placement.start} (GPU instance ${created.gpuInstanceId}) for workload ${lease.workloadId}`,
-        detail: {
-          type: "mig",
-          change: `created ${lease.profileName}@${created.placement.start} for ${lease.workloadId}`,
-        },
-      });
       this.#leaseEvent(lease, "allocated");
       return { lease, created: true };
     });

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --no-opt
 // tessera-agent (package.json "bin"; `npm run agent` runs it from source). The V8 flag keeps the
 // young generation small: the agent allocates little at a time, and V8's default (16 MB semi-spaces)
 // would cost tens of MB of resident memory for nothing (bench/agent-overhead.ts).

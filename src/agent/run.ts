@@ -1,19 +1,33 @@
 // tessera-agent's command line: the per-host daemon. Reads /etc/tessera/agent.yaml (or --config), applies flags,
 // and runs until SIGTERM/SIGINT; SIGHUP reloads the log level and health thresholds.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { errorMessage, TesseraError } from "../errors.js";
-import { packageRoot, simulatorLibraryPath } from "../nvml/index.js";
 import { type ConfigOverrides, DEFAULT_CONFIG_PATH, finishConfig, loadAgentConfig, printConfig } from "./config.js";
 import { Agent } from "./daemon.js";
 import { createLogger } from "./logger.js";
 
+/**
+ * The version in the package.json above this file (src/ or dist/src/). Found without src/nvml,
+ * whose loader would bring koffi into the main thread, which never calls NVML.
+ */
 function agentVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
-  } catch {
-    return "unknown";
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = join(dir, "package.json");
+    if (existsSync(manifest)) {
+      try {
+        const pkg = JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
+        if (pkg.name === "tessera" && pkg.version) return pkg.version;
+      } catch {
+        // not ours; keep looking
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return "unknown";
+    dir = parent;
   }
 }
 
@@ -41,6 +55,10 @@ interface Flags {
   dynamicMig?: boolean;
   samplingInterval?: number;
   discardCorruptLeases?: boolean;
+  nodeId?: string;
+  scheduler?: string;
+  schedulerInsecure?: boolean;
+  advertise?: string;
 }
 
 export function agentCommand(): Command {
@@ -67,10 +85,19 @@ export function agentCommand(): Command {
       ),
     )
     .option("--discard-corrupt-leases", "set a corrupt lease checkpoint aside and start with no leases")
+    .option("--node-id <id>", "this node's id (overrides nodeId; default: the host name)")
+    .option(
+      "--scheduler <address>",
+      "register with this scheduler: host:port or unix:///path (overrides scheduler.address)",
+    )
+    .option("--scheduler-insecure", "register in plaintext with a development scheduler on loopback")
+    .option("--advertise <address>", "where the scheduler reaches this agent (overrides scheduler.advertise)")
     .exitOverride();
 }
 
-function overridesOf(f: Flags): ConfigOverrides {
+async function overridesOf(f: Flags): Promise<ConfigOverrides> {
+  // --sim only: the simulator's path comes from src/nvml (which loads koffi).
+  const library = f.sim ? (await import("../nvml/loader.js")).simulatorLibraryPath() : f.library;
   return {
     ...(f.listen !== undefined ? { listenTcp: f.listen } : {}),
     ...(f.devInsecure ? { devInsecure: true } : {}),
@@ -79,11 +106,15 @@ function overridesOf(f: Flags): ConfigOverrides {
     ...(f.stateDir !== undefined ? { stateDir: f.stateDir } : {}),
     ...(f.logLevel !== undefined ? { logLevel: f.logLevel } : {}),
     ...(f.readOnly ? { readOnly: true } : {}),
-    ...(f.sim ? { library: simulatorLibraryPath() } : f.library !== undefined ? { library: f.library } : {}),
+    ...(library !== undefined ? { library } : {}),
     ...(f.fabricSysfsRoot !== undefined ? { fabricSysfsRoot: f.fabricSysfsRoot } : {}),
     ...(f.fabricProcRoot !== undefined ? { fabricProcRoot: f.fabricProcRoot } : {}),
     ...(f.dynamicMig ? { dynamicMig: true } : {}),
     ...(f.samplingInterval !== undefined ? { samplingIntervalMs: f.samplingInterval } : {}),
+    ...(f.nodeId !== undefined ? { nodeId: f.nodeId } : {}),
+    ...(f.scheduler !== undefined ? { schedulerAddress: f.scheduler } : {}),
+    ...(f.schedulerInsecure ? { schedulerInsecure: true } : {}),
+    ...(f.advertise !== undefined ? { advertise: f.advertise } : {}),
   };
 }
 
@@ -99,9 +130,11 @@ export async function runAgent(argv: readonly string[]): Promise<number> {
     throw err;
   }
   let config: ReturnType<typeof finishConfig>;
+  let overrides: ConfigOverrides;
   try {
     const loaded = await loadAgentConfig(flags.config);
-    config = finishConfig(loaded.config, overridesOf(flags));
+    overrides = await overridesOf(flags);
+    config = finishConfig(loaded.config, overrides);
   } catch (err) {
     const code = err instanceof TesseraError ? ` [${err.code}]` : "";
     process.stderr.write(`tessera-agent: ${errorMessage(err)}${code}\n`);
@@ -115,7 +148,7 @@ export async function runAgent(argv: readonly string[]): Promise<number> {
   const agent = new Agent({
     config,
     configPath: flags.config ?? DEFAULT_CONFIG_PATH,
-    overrides: overridesOf(flags),
+    overrides,
     log,
     version: agentVersion(),
     discardCorruptLeases: flags.discardCorruptLeases === true,

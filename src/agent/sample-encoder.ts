@@ -5,7 +5,13 @@
 // proto/tessera/v1/telemetry.proto; test/agent/sample-encoder.test.ts checks that decoding these
 // bytes gives exactly what proto.ts's sampleProto builds.
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import type { GpuReading, MigDeviceReading, ProcessReading } from "../telemetry/sweep-types.js";
+import type {
+  GpuIdentity,
+  GpuReading,
+  GpuTelemetry,
+  MigDeviceReading,
+  ProcessReading,
+} from "../telemetry/sweep-types.js";
 import type { NodeSnapshot } from "./node-state.js";
 
 const V = WireType.Varint;
@@ -104,8 +110,45 @@ function gpu(w: BinaryWriter, g: GpuReading): void {
   w.join();
 }
 
+/** The bytes of one GPU's `GpuSample` field, for a cache. */
+function gpuBytes(g: GpuReading): Uint8Array {
+  const w = new BinaryWriter();
+  gpu(w, g);
+  return w.finish();
+}
+
+/**
+ * Encodes samples, reusing the bytes of every GPU whose readings are the same objects as at the
+ * last sweep (the sampler hands over unchanged readings as the same objects).
+ */
+export class SampleEncoder {
+  readonly #gpus = new WeakMap<GpuTelemetry, { identity: GpuIdentity; bytes: Uint8Array }>();
+
+  /** `WatchNodeResponse{sample}` for a snapshot, as wire bytes. */
+  response(s: NodeSnapshot): Buffer {
+    const w = new BinaryWriter();
+    w.tag(RESPONSE_SAMPLE, L).fork();
+    encodeSample(w, s, (g) => {
+      const t = g.telemetry;
+      if (!t || g.lost) return gpuBytes(g);
+      const cached = this.#gpus.get(t);
+      if (cached?.identity === g.identity) return cached.bytes;
+      const bytes = gpuBytes(g);
+      this.#gpus.set(t, { identity: g.identity, bytes });
+      return bytes;
+    });
+    w.join();
+    const b = w.finish();
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  }
+}
+
 /** The bytes of `NodeSample` for a snapshot. */
-export function encodeSample(w: BinaryWriter, s: NodeSnapshot): BinaryWriter {
+export function encodeSample(
+  w: BinaryWriter,
+  s: NodeSnapshot,
+  gpuField: (g: GpuReading) => Uint8Array = gpuBytes,
+): BinaryWriter {
   const sweep = s.sweep;
   const seconds = Math.floor(sweep.startedAtMs / 1000);
   const nanos = (sweep.startedAtMs - seconds * 1000) * 1_000_000;
@@ -113,7 +156,7 @@ export function encodeSample(w: BinaryWriter, s: NodeSnapshot): BinaryWriter {
   if (seconds !== 0) w.tag(1, V).int64(seconds);
   if (nanos !== 0) w.tag(2, V).int32(nanos);
   w.join();
-  for (const g of sweep.gpus) gpu(w, g);
+  for (const g of sweep.gpus) w.raw(gpuField(g));
   if (sweep.durationMs !== 0) w.tag(4, D).double(sweep.durationMs);
   if (s.stale) w.tag(5, V).bool(true);
   if (sweep.sweep !== 0) w.tag(6, V).uint64(sweep.sweep);

@@ -18,7 +18,7 @@ import { callerOf } from "../rpc/server-auth.js";
 import { toServiceError } from "../rpc/status.js";
 import { validateAllocate, validateMigSpec, validateRelease, validateWatch } from "../rpc/validate.js";
 import type { AgentMetrics } from "./agent-metrics.js";
-import { type DiagnosticsDeps, serveDiagnostics } from "./diagnostics.js";
+import type { DiagnosticsDeps } from "./diagnostics.js";
 import type { LeaseService } from "./lease-service.js";
 import type { Logger } from "./logger.js";
 import { type MigOps, migLayoutProto } from "./mig-ops.js";
@@ -169,18 +169,22 @@ export function nodeAgentService(d: ServiceDeps): ServiceImpl<Methods> {
         call.emit("error", { code: grpcStatus.UNIMPLEMENTED, details: "diagnostics are not served by this agent" });
         return;
       }
-      serveDiagnostics(deps, call).then(
-        () => d.metrics.rpcs.inc({ method: "RunDiagnostics", code: "OK" }),
-        (err: unknown) => {
-          const e = toServiceError(err);
-          d.metrics.rpcs.inc({
-            method: "RunDiagnostics",
-            code: e.code === undefined ? "UNKNOWN" : (grpcStatus[e.code] ?? String(e.code)),
-          });
-          d.log.warn({ err }, "RunDiagnostics failed");
-          call.emit("error", e);
-        },
-      );
+      // Loaded at the first run: diagnostics bring their own checks and NVML probe code, which the
+      // agent's main thread otherwise never needs (it keeps the daemon's resident memory down).
+      import("./diagnostics.js")
+        .then(({ serveDiagnostics }) => serveDiagnostics(deps, call))
+        .then(
+          () => d.metrics.rpcs.inc({ method: "RunDiagnostics", code: "OK" }),
+          (err: unknown) => {
+            const e = toServiceError(err);
+            d.metrics.rpcs.inc({
+              method: "RunDiagnostics",
+              code: e.code === undefined ? "UNKNOWN" : (grpcStatus[e.code] ?? String(e.code)),
+            });
+            d.log.warn({ err }, "RunDiagnostics failed");
+            call.emit("error", e);
+          },
+        );
     },
   };
 }

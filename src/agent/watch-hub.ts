@@ -18,7 +18,7 @@ import { Encoded, encodeMessage } from "../rpc/grpc-adapter.js";
 import type { AgentEvent, EventLog } from "../telemetry/event-log.js";
 import type { NodeSnapshot } from "./node-state.js";
 import { eventProto } from "./proto.js";
-import { encodeSampleResponse } from "./sample-encoder.js";
+import { SampleEncoder } from "./sample-encoder.js";
 
 type WatchCall = ServerWritableStream<WatchNodeRequest, WatchNodeResponse>;
 
@@ -68,6 +68,7 @@ export class WatchHub {
   readonly #eventBytes = new WeakMap<AgentEvent, Encoded>();
   readonly #sampleBytes = new WeakMap<NodeSnapshot, Encoded>();
   readonly #missedBytes = new Map<number, Buffer>();
+  readonly #encoder = new SampleEncoder();
   #nextId = 1;
   #samplesDelivered = 0;
   #samplesMissed = 0;
@@ -245,7 +246,7 @@ export class WatchHub {
   #encodedSample(s: NodeSnapshot, missed: number): Encoded {
     let enc = this.#sampleBytes.get(s);
     if (!enc) {
-      enc = new Encoded(encodeSampleResponse(s));
+      enc = new Encoded(this.#encoder.response(s));
       this.#sampleBytes.set(s, enc);
     }
     if (missed === 0) return enc;

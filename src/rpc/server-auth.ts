@@ -207,5 +207,39 @@ export async function mtlsServerCredentials(files: TlsFiles, refreshMs: number):
     caCertificateFile: files.clientCa,
     refreshIntervalMs: refreshMs,
   });
+  // The provider reads the files asynchronously; a client that connects before it has would fail
+  // its handshake (UNAVAILABLE instead of the interceptor's UNAUTHENTICATED). Wait for the first read.
+  await firstCertificates(provider, 10_000);
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
+}
+
+function firstCertificates(provider: grpc.experimental.CertificateProvider, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let ca = false;
+    let identity = false;
+    // The provider keeps what it read: the server's own listeners (added when it binds) get it at
+    // once, without waiting for another read.
+    const done = () => {
+      if (!ca || !identity) return;
+      clearTimeout(timer);
+      provider.removeCaCertificateListener(onCa);
+      provider.removeIdentityCertificateListener(onIdentity);
+      resolve();
+    };
+    const onCa = (u: grpc.experimental.CaCertificateUpdate | null) => {
+      ca = u !== null;
+      done();
+    };
+    const onIdentity = (u: grpc.experimental.IdentityCertificateUpdate | null) => {
+      identity = u !== null;
+      done();
+    };
+    const timer = setTimeout(() => {
+      provider.removeCaCertificateListener(onCa);
+      provider.removeIdentityCertificateListener(onIdentity);
+      reject(new InputError(`TLS certificates not loaded within ${timeoutMs} ms`));
+    }, timeoutMs);
+    provider.addCaCertificateListener(onCa);
+    provider.addIdentityCertificateListener(onIdentity);
+  });
 }

@@ -29,13 +29,9 @@ import { finishSchedulerConfig, parseSchedulerConfig } from "./config.js";
 import { Scheduler } from "./daemon.js";
 import { arrivals, type DemandItem, type DemandMix, type ProfileClass } from "./demand.js";
 import { createSchedulerLogger } from "./logger.js";
-import { NodeRegistrar } from "./registrar.js";
 import type { SimHostSpec } from "./sim-hosts.js";
 
 const run = promisify(execFile);
-
-/** Whether the agents register themselves (agent config `scheduler`); else the demo does it for them. */
-const AGENTS_REGISTER = false;
 
 interface DemoHost {
   readonly nodeId: string;
@@ -117,7 +113,9 @@ async function startDemoAgent(h: DemoHost, dir: string, scheduler: string, log: 
       `nodeId: ${h.nodeId}`,
       `labels: ${JSON.stringify(h.labels)}`,
       ...(h.fabric === null ? ["fabric: { enabled: false }"] : []),
-      ...(AGENTS_REGISTER ? ["scheduler:", `  address: "${scheduler}"`, "  insecure: true"] : []),
+      "scheduler:",
+      `  address: "${scheduler}"`,
+      "  insecure: true",
       "",
     ].join("\n"),
   );
@@ -169,21 +167,11 @@ async function startDemoAgent(h: DemoHost, dir: string, scheduler: string, log: 
       }
     });
   });
-  let registrar: NodeRegistrar | undefined;
-  let client: SchedulerClient | undefined;
-  if (!AGENTS_REGISTER) {
-    client = createSchedulerClient(scheduler, grpc.credentials.createInsecure());
-    const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-    registrar = new NodeRegistrar({ client, nodeId: h.nodeId, address: tcp, leaseTtlMs: 0, log: quiet });
-    registrar.start();
-  }
   return {
     nodeId: h.nodeId,
     tcp,
     child,
     async stop() {
-      await registrar?.stop();
-      client?.close();
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await waitForExit(child, 10_000);
     },

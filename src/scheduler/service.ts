@@ -23,7 +23,7 @@ import {
   WatchClusterResponseSchema,
 } from "../gen/tessera/v1/scheduler_pb.js";
 import type { ServiceImpl } from "../rpc/grpc-adapter.js";
-import { toServiceError as agentServiceError } from "../rpc/status.js";
+import { toServiceError } from "../rpc/status.js";
 import { checkNode, checkTenant, schedulerCallerOf } from "./auth.js";
 import { type ClusterView, leasesOfGroup, registerNode } from "./cluster.js";
 import type { DecisionEngine } from "./decisions.js";
@@ -79,24 +79,6 @@ export interface SchedulerServiceDeps {
 }
 
 type Methods = (typeof SchedulerService)["method"];
-
-// INTERIM: these belong in src/rpc/status.ts (the one mapping); they move there once the agent
-// side is open for edits, and this function goes away.
-const SCHEDULER_CODES: Readonly<Record<string, grpcStatus>> = {
-  TESSERA_NO_CAPACITY: grpcStatus.RESOURCE_EXHAUSTED,
-  TESSERA_QUOTA_EXCEEDED: grpcStatus.RESOURCE_EXHAUSTED,
-  TESSERA_ALLOCATION_FAILED: grpcStatus.ABORTED,
-  TESSERA_WORKLOAD_CONFLICT: grpcStatus.ALREADY_EXISTS,
-  TESSERA_AGENT_TIMEOUT: grpcStatus.UNAVAILABLE,
-  TESSERA_AGENT_UNAVAILABLE: grpcStatus.UNAVAILABLE,
-  TESSERA_AGENT_REFUSED: grpcStatus.FAILED_PRECONDITION,
-};
-
-function toServiceError(err: unknown): Partial<ServiceError> {
-  const se = agentServiceError(err);
-  const code = err instanceof TesseraError ? SCHEDULER_CODES[err.code] : undefined;
-  return code === undefined ? se : { ...se, code };
-}
 
 /** The cluster as a message, built once per view version (and readiness) and shared by every reader. */
 class ClusterCache {

@@ -4,7 +4,14 @@
 // does not support is absent (no series), never zero.
 import type { Lease } from "../ledger/types.js";
 import type { HealthVerdict } from "./health.js";
-import type { FabricSweep, GpuReading, PortVerdictName } from "./sweep-types.js";
+import type {
+  FabricSweep,
+  GpuReading,
+  GpuTelemetry,
+  MigDeviceReading,
+  MigReading,
+  PortVerdictName,
+} from "./sweep-types.js";
 import { lookupXid } from "./xid-catalog.js";
 
 export interface MetricsInput {
@@ -46,20 +53,55 @@ function num(v: number): string {
   return Number.isFinite(v) ? String(v) : v > 0 ? "+Inf" : v < 0 ? "-Inf" : "NaN";
 }
 
+/** One rendered series with its family's metadata; blocks of these are cached (MetricsRenderer). */
+interface Entry {
+  readonly name: string;
+  readonly type: "gauge" | "counter";
+  readonly help: string;
+  readonly line: string;
+}
+
 /** Collects samples per family so each family is written once, with its HELP and TYPE. */
 class Families {
   readonly #order: string[] = [];
   readonly #families = new Map<string, { help: string; type: string; lines: string[] }>();
+  #recording: Entry[] | undefined;
 
   add(name: string, type: "gauge" | "counter", help: string, labels: LabelText, value: number | undefined): void {
     if (value === undefined || Number.isNaN(value)) return;
+    const line = `${name}${labels} ${num(value)}`;
+    if (this.#recording) this.#recording.push({ name, type, help, line });
+    else this.#put(name, type, help, line);
+  }
+
+  /** The entries `render` adds, without adding them. */
+  record(render: (f: Families) => void): Entry[] {
+    const entries: Entry[] = [];
+    const saved = this.#recording;
+    this.#recording = entries;
+    try {
+      render(this);
+    } finally {
+      this.#recording = saved;
+    }
+    return entries;
+  }
+
+  replay(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (this.#recording) this.#recording.push(e);
+      else this.#put(e.name, e.type, e.help, e.line);
+    }
+  }
+
+  #put(name: string, type: string, help: string, line: string): void {
     let f = this.#families.get(name);
     if (!f) {
       f = { help, type, lines: [] };
       this.#families.set(name, f);
       this.#order.push(name);
     }
-    f.lines.push(`${name}${labels} ${num(value)}`);
+    f.lines.push(line);
   }
 
   text(): string {
@@ -89,16 +131,85 @@ export function gpuLabels(g: GpuReading, input: MetricsInput): LabelText {
   return labelText(labels);
 }
 
-export function renderSnapshotMetrics(input: MetricsInput): string {
-  const f = new Families();
-  for (const g of input.gpus) renderGpu(f, g, input);
-  renderLeases(f, input);
-  if (input.fabric) renderFabric(f, input.fabric, input);
-  return f.text();
+/**
+ * Renders snapshots, reusing the text of every part that is the same object as at the last render
+ * (the sampler hands over unchanged readings as the same objects): most of a MIG host's series do
+ * not change from one sweep to the next, and a scrape should cost next to nothing.
+ */
+export class MetricsRenderer {
+  readonly #labels = new WeakMap<GpuReading["identity"], { key: string; labels: LabelText }>();
+  readonly #telemetry = new WeakMap<GpuTelemetry, { key: string; entries: Entry[] }>();
+  readonly #migDevices = new WeakMap<MigDeviceReading, { key: string; entries: Entry[] }>();
+  readonly #layouts = new WeakMap<MigReading, { key: string; entries: Entry[] }>();
+  readonly #ports = new WeakMap<FabricSweep, Entry[]>();
+
+  render(input: MetricsInput): string {
+    const f = new Families();
+    for (const g of input.gpus) this.#gpu(f, g, input);
+    renderLeases(f, input);
+    if (input.fabric) {
+      const fabric = input.fabric;
+      let ports = this.#ports.get(fabric);
+      if (!ports) {
+        ports = f.record((r) => renderPorts(r, fabric));
+        this.#ports.set(fabric, ports);
+      }
+      f.replay(ports);
+      renderTopology(f, fabric, input, (g) => this.#gpuLabels(g, input));
+    }
+    return f.text();
+  }
+
+  #gpuLabels(g: GpuReading, input: MetricsInput): LabelText {
+    const key = `${input.hostnameLabel}=${input.hostname ?? ""}`;
+    const cached = this.#labels.get(g.identity);
+    if (cached?.key === key) return cached.labels;
+    const labels = gpuLabels(g, input);
+    this.#labels.set(g.identity, { key, labels });
+    return labels;
+  }
+
+  #gpu(f: Families, g: GpuReading, input: MetricsInput): void {
+    const L = this.#gpuLabels(g, input);
+    renderGpuHead(f, g, input, L);
+    const t = g.telemetry;
+    if (!t) return;
+    const mig = g.mig;
+    // dcgm-exporter's flex mode: memory per GPU instance when the GPU has instances, else per GPU.
+    const perInstance = (mig?.enabled ?? false) && t.migDevices.length > 0;
+    const key = `${L}${perInstance}`;
+    let block = this.#telemetry.get(t);
+    if (block?.key !== key) {
+      block = { key, entries: f.record((r) => renderTelemetry(r, t, L, perInstance)) };
+      this.#telemetry.set(t, block);
+    }
+    f.replay(block.entries);
+    if (perInstance) {
+      for (const m of t.migDevices) {
+        let dev = this.#migDevices.get(m);
+        if (dev?.key !== L) {
+          dev = { key: L, entries: f.record((r) => renderMigDevice(r, m, L)) };
+          this.#migDevices.set(m, dev);
+        }
+        f.replay(dev.entries);
+      }
+    }
+    if (!mig) return;
+    let layout = this.#layouts.get(mig);
+    if (layout?.key !== L) {
+      layout = { key: L, entries: f.record((r) => renderMigLayout(r, mig, L)) };
+      this.#layouts.set(mig, layout);
+    }
+    f.replay(layout.entries);
+  }
 }
 
-function renderGpu(f: Families, g: GpuReading, input: MetricsInput): void {
-  const L = gpuLabels(g, input);
+export function renderSnapshotMetrics(input: MetricsInput): string {
+  return new MetricsRenderer().render(input);
+}
+
+/** What changes with events rather than with sweeps: lost, health, XIDs. */
+function renderGpuHead(f: Families, g: GpuReading, input: MetricsInput, L: LabelText): void {
   const verdict = input.health.get(g.identity.index);
   f.add("tessera_gpu_lost", "gauge", "1 when NVML answers GPU_IS_LOST (fallen off the bus).", L, g.lost ? 1 : 0);
   if (verdict)
@@ -131,8 +242,9 @@ function renderGpu(f: Families, g: GpuReading, input: MetricsInput): void {
       withLabels(L, [["xid", String(code)]]),
       count,
     );
-  const t = g.telemetry;
-  if (!t) return;
+}
+
+function renderTelemetry(f: Families, t: GpuTelemetry, L: LabelText, perInstance: boolean): void {
   f.add("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", L, t.smClockMHz);
   f.add("DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", L, t.memoryClockMHz);
   f.add("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", L, t.temperatureC);
@@ -212,38 +324,36 @@ function renderGpu(f: Families, g: GpuReading, input: MetricsInput): void {
       L,
       Number(t.clockEventReasons),
     );
-  const mig = g.mig;
-  // dcgm-exporter's flex mode: memory per GPU instance when the GPU has instances, else per GPU.
-  if (mig?.enabled && t.migDevices.length > 0) {
-    for (const m of t.migDevices) {
-      const ML = withLabels(L, [
-        ["GPU_I_PROFILE", m.profileName],
-        ["GPU_I_ID", String(m.gpuInstanceId)],
-      ]);
-      f.add("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", ML, m.memoryUsedMiB);
-      f.add(
-        "DCGM_FI_DEV_FB_FREE",
-        "gauge",
-        "Framebuffer memory free (in MiB).",
-        ML,
-        m.memoryTotalMiB === undefined || m.memoryUsedMiB === undefined
-          ? undefined
-          : m.memoryTotalMiB - m.memoryUsedMiB,
-      );
-      f.add(
-        "tessera_mig_device_processes",
-        "gauge",
-        "Compute processes on the MIG device.",
-        withLabels(ML, [["mig_uuid", m.uuid]]),
-        m.processes.length,
-      );
-    }
-  } else {
+  if (!perInstance) {
     f.add("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", L, t.memoryUsedMiB);
     f.add("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", L, t.memoryFreeMiB);
     f.add("DCGM_FI_DEV_FB_RESERVED", "gauge", "Framebuffer memory reserved (in MiB).", L, t.memoryReservedMiB);
   }
-  if (!mig) return;
+}
+
+function renderMigDevice(f: Families, m: MigDeviceReading, L: LabelText): void {
+  const ML = withLabels(L, [
+    ["GPU_I_PROFILE", m.profileName],
+    ["GPU_I_ID", String(m.gpuInstanceId)],
+  ]);
+  f.add("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", ML, m.memoryUsedMiB);
+  f.add(
+    "DCGM_FI_DEV_FB_FREE",
+    "gauge",
+    "Framebuffer memory free (in MiB).",
+    ML,
+    m.memoryTotalMiB === undefined || m.memoryUsedMiB === undefined ? undefined : m.memoryTotalMiB - m.memoryUsedMiB,
+  );
+  f.add(
+    "tessera_mig_device_processes",
+    "gauge",
+    "Compute processes on the MIG device.",
+    withLabels(ML, [["mig_uuid", m.uuid]]),
+    m.processes.length,
+  );
+}
+
+function renderMigLayout(f: Families, mig: MigReading, L: LabelText): void {
   f.add("tessera_gpu_mig_enabled", "gauge", "1 when MIG mode is enabled.", L, mig.enabled ? 1 : 0);
   f.add(
     "tessera_gpu_mig_pending_enabled",
@@ -320,7 +430,7 @@ function renderLeases(f: Families, input: MetricsInput): void {
   for (const [labels, v] of lines) f.add("tessera_lease_info", "gauge", "One series per lease (value 1).", labels, v);
 }
 
-function renderFabric(f: Families, fabric: FabricSweep, input: MetricsInput): void {
+function renderPorts(f: Families, fabric: FabricSweep): void {
   for (const p of fabric.ports) {
     const L = labelText([
       ["device", p.device],
@@ -353,6 +463,14 @@ function renderFabric(f: Families, fabric: FabricSweep, input: MetricsInput): vo
         rate,
       );
   }
+}
+
+function renderTopology(
+  f: Families,
+  fabric: FabricSweep,
+  input: MetricsInput,
+  labelsOf: (g: GpuReading) => LabelText,
+): void {
   for (const t of fabric.topology) {
     const gpu = input.gpus.find((g) => g.identity.index === t.gpuIndex);
     if (!gpu) continue;
@@ -360,7 +478,7 @@ function renderFabric(f: Families, fabric: FabricSweep, input: MetricsInput): vo
       "tessera_gpu_rdma_degraded",
       "gauge",
       "1 when the nearest healthy NIC is farther than PXB (no GPUDirect RDMA).",
-      withLabels(gpuLabels(gpu, input), [
+      withLabels(labelsOf(gpu), [
         ["nic", t.nearestNic],
         ["distance", t.distance],
       ]),

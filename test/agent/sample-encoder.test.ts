@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { NodeSnapshot } from "../../src/agent/node-state.js";
 import { sampleProto } from "../../src/agent/proto.js";
-import { encodeSampleResponse } from "../../src/agent/sample-encoder.js";
+import { encodeSampleResponse, SampleEncoder } from "../../src/agent/sample-encoder.js";
 import { WatchNodeResponseSchema } from "../../src/gen/tessera/v1/agent_pb.js";
 import { type Nvml, openNvml } from "../../src/nvml/index.js";
 import { NvmlSampler } from "../../src/telemetry/sampler.js";
@@ -52,10 +52,13 @@ describe("encodeSampleResponse", () => {
     const sampler = new NvmlSampler(nvml);
     sampler.sweep();
     world.sim.setLost(6, true);
-    for (const s of [snapshot(sampler.sweep()), snapshot(sampler.sweep(), true)]) {
+    const encoder = new SampleEncoder();
+    for (const s of [snapshot(sampler.sweep()), snapshot(sampler.sweep(), true), snapshot(sampler.sweep())]) {
       const decoded = fromBinary(WatchNodeResponseSchema, encodeSampleResponse(s));
       assert.equal(decoded.item.case, "sample");
       assert.deepEqual(decoded.item.value, sampleProto(s));
+      // Reusing the bytes of unchanged GPUs gives the same encoding.
+      assert.deepEqual(encoder.response(s), encodeSampleResponse(s));
     }
     world.sim.setLost(6, false);
   });

@@ -14,7 +14,6 @@ import { type Cluster, GetClusterRequestSchema } from "../../src/gen/tessera/v1/
 import { simulatorLibraryPath } from "../../src/nvml/index.js";
 import { NVML_LIBRARY_ENV } from "../../src/nvml/loader.js";
 import { createSchedulerClient, type SchedulerClient, schedulerCall } from "../../src/scheduler/client.js";
-import { NodeRegistrar } from "../../src/scheduler/registrar.js";
 import type { SimHostSpec } from "../../src/scheduler/sim-hosts.js";
 import { SIM_STATE_ENV } from "../../src/sim/control.js";
 import { type AgentProcess, eventually, startAgent } from "../agent/harness.js";
@@ -172,12 +171,6 @@ export interface SimAgentOptions {
   readonly registerTtlMs?: number;
 }
 
-/**
- * Whether agents register themselves (config `scheduler`). Until they do, the test registers
- * each live agent on its behalf, the way the agent would.
- */
-export const AGENTS_REGISTER = false;
-
 export interface SimAgent {
   readonly nodeId: string;
   readonly dir: string;
@@ -186,7 +179,7 @@ export interface SimAgent {
   stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
-/** A real agent on its own simulated host, registering with the scheduler. */
+/** A real agent on its own simulated host, registering itself with the scheduler (config `scheduler`). */
 export async function startSimAgent(o: SimAgentOptions): Promise<SimAgent> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), `tessera-e2e-${o.nodeId}-`));
   const statePath = join(dir, "nvml-sim.state");
@@ -205,9 +198,10 @@ export async function startSimAgent(o: SimAgentOptions): Promise<SimAgent> {
     [
       `nodeId: ${o.nodeId}`,
       `labels: ${JSON.stringify(o.labels ?? {})}`,
-      ...(AGENTS_REGISTER
-        ? ["scheduler:", `  address: "${o.scheduler}"`, "  insecure: true", `  leaseTtlMs: ${ttl}`]
-        : []),
+      "scheduler:",
+      `  address: "${o.scheduler}"`,
+      "  insecure: true",
+      `  leaseTtlMs: ${ttl}`,
       "",
     ].join("\n"),
   );
@@ -228,33 +222,12 @@ export async function startSimAgent(o: SimAgentOptions): Promise<SimAgent> {
     ],
   });
   const port = Number((agent.tcp as string).split(":").pop());
-  let registrar: NodeRegistrar | undefined;
-  if (!AGENTS_REGISTER) {
-    const client = createSchedulerClient(o.scheduler, grpc.credentials.createInsecure(), {
-      "grpc.initial_reconnect_backoff_ms": 50,
-      "grpc.max_reconnect_backoff_ms": 250,
-    });
-    const quiet = { info: () => undefined, warn: () => undefined, debug: () => undefined };
-    const r = new NodeRegistrar({
-      client,
-      nodeId: o.nodeId,
-      address: agent.tcp as string,
-      leaseTtlMs: ttl,
-      log: quiet,
-    });
-    registrar = r;
-    r.start();
-    agent.child.once("exit", () => {
-      void r.stop().finally(() => client.close());
-    });
-  }
   return {
     nodeId: o.nodeId,
     dir,
     agent,
     port,
     async stop(signal: NodeJS.Signals = "SIGTERM") {
-      await registrar?.stop();
       const code = await agent.stop(signal);
       rmSync(agent.dir, { recursive: true, force: true });
       return code;

@@ -18,7 +18,7 @@ import { createSchedulerClient, type SchedulerClient, schedulerCall } from "../.
 import { finishSchedulerConfig, parseSchedulerConfig } from "../../src/scheduler/config.js";
 import { Scheduler } from "../../src/scheduler/daemon.js";
 import { createSchedulerLogger } from "../../src/scheduler/logger.js";
-import { eventually, removeDir } from "../agent/harness.js";
+import { removeDir } from "../agent/harness.js";
 import { makePki, type TestPki } from "../rpc/certs.js";
 
 const CLIENTS = {
@@ -64,8 +64,6 @@ before(async () => {
   scheduler = new Scheduler({ config, log: createSchedulerLogger({ level: "silent" }) });
   const endpoints = await scheduler.start();
   address = (endpoints.tcp as string).replace("127.0.0.1", "localhost");
-  // The certificate provider reads its files asynchronously after the listener binds.
-  await eventually(async () => ((await outcome(cluster(as("admin-1")))).code === grpc.status.OK ? true : undefined));
 });
 
 after(async () => {

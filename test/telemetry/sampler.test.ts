@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { type Nvml, openNvml } from "../../src/nvml/index.js";
-import { renderSnapshotMetrics } from "../../src/telemetry/metrics.js";
+import { MetricsRenderer, renderSnapshotMetrics } from "../../src/telemetry/metrics.js";
 import { NvmlSampler } from "../../src/telemetry/sampler.js";
 import type { SweepResult } from "../../src/telemetry/sweep-types.js";
 import { createSimWorld, type SimWorld } from "../nvml/sim-world.js";
@@ -142,5 +142,28 @@ describe("metrics exposition", () => {
     assert.match(text, /^tessera_xid_events_total\{gpu="2",[^}]*xid="79"\} 2$/m);
     assert.match(text, /^DCGM_FI_DEV_POWER_USAGE\{gpu="1",[^}]*\} \d+(\.\d+)?$/m);
     assert.match(text, /^tessera_leases 0$/m);
+  });
+
+  it("renders the same text from cached parts as from scratch, and follows what changed", () => {
+    const sampler = new NvmlSampler(nvml);
+    const renderer = new MetricsRenderer();
+    const input = (sweep: SweepResult) => ({
+      gpus: sweep.gpus,
+      health: new Map(),
+      fabric: undefined,
+      leases: [],
+      xids: () => undefined,
+      hostname: "h",
+      hostnameLabel: "Hostname",
+    });
+    const a = sampler.sweep();
+    assert.equal(renderer.render(input(a)), renderSnapshotMetrics(input(a)));
+    const b = sampler.sweep();
+    assert.equal(renderer.render(input(b)), renderSnapshotMetrics(input(b)), "unchanged parts come from the cache");
+    world.sim.startProcess({ gpu: 1, memoryMiB: 3000, smPercent: 70, name: "new.py" });
+    const c = sampler.sweep();
+    const text = renderer.render(input(c));
+    assert.equal(text, renderSnapshotMetrics(input(c)));
+    assert.match(text, /^DCGM_FI_DEV_FB_USED\{gpu="1",[^}]*\} 300\d$/m, "the new process's memory shows");
   });
 });

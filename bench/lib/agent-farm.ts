@@ -4,7 +4,7 @@
 // NodeRegistrar tessera-agent uses. Real agents are one Node.js process each (~100 MB and two
 // worker threads); 200 of them do not fit a 2-core test machine, 200 of these do, and the
 // scheduler cannot tell the difference on the wire.
-// Run: node --import tsx bench/support/agent-farm.ts '<json FarmSpec>'; prints one JSON line when
+// Run: node --import tsx bench/lib/agent-farm.ts '<json FarmSpec>'; prints one JSON line when
 // every node is serving, then runs until SIGTERM.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";

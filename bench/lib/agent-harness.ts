@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openNvml, packageRoot, simulatorLibraryPath } from "../src/nvml/index.js";
-import { SIM_STATE_ENV, SimControl } from "../src/sim/control.js";
+import { openNvml, packageRoot, simulatorLibraryPath } from "../../src/nvml/index.js";
+import { SIM_STATE_ENV, SimControl } from "../../src/sim/control.js";
 
 export const ROOT = packageRoot();
 
