@@ -3,9 +3,10 @@
 // flags override the file. The result is one typed, frozen AgentConfig.
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
-import { isMap, isScalar, LineCounter, type Node, parseDocument, stringify } from "yaml";
+import { LineCounter, parseDocument, stringify } from "yaml";
 import { z } from "zod";
 import { errorMessage, InputError } from "../errors.js";
+import { formatYamlPath, locateYamlNode } from "../util/yaml-position.js";
 
 export const DEFAULT_CONFIG_PATH = "/etc/tessera/agent.yaml";
 export const ROLES = ["viewer", "scheduler", "operator", "admin"] as const;
@@ -195,30 +196,6 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-function locate(
-  doc: ReturnType<typeof parseDocument>,
-  path: readonly (string | number)[],
-  unknownKey: string | undefined,
-  lines: LineCounter,
-): { line: number; col: number } | undefined {
-  // A missing field has no node of its own: point at the nearest parent that exists.
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-    if (!node?.range) continue;
-    if (n === path.length && unknownKey !== undefined && isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
-      const keyRange = isScalar(pair?.key) ? pair.key.range : undefined;
-      if (keyRange) return lines.linePos(keyRange[0]);
-    }
-    return lines.linePos(node.range[0]);
-  }
-  return undefined;
-}
-
-function formatPath(path: readonly (string | number)[]): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
-}
-
 /** Parses agent.yaml text (`file` only names it in messages). Throws InputError. */
 export function parseAgentConfig(text: string, file: string): AgentConfig {
   const lineCounter = new LineCounter();
@@ -234,8 +211,8 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
     const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
-    const at = locate(doc, path, unknownKey, lineCounter);
-    const field = formatPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
+    const at = locateYamlNode(doc, path, unknownKey, lineCounter);
+    const field = formatYamlPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
     const message = unknownKey === undefined ? issue.message : "unknown setting";
     throw new InputError(`${field}: ${message}`, { file, line: at?.line, column: at?.col });
   }
@@ -288,7 +265,7 @@ export function finishConfig(base: AgentConfig, o: ConfigOverrides): AgentConfig
   if (!again.success) {
     const issue = again.error.issues[0];
     throw new InputError(
-      `${formatPath((issue?.path ?? []).filter((p): p is string | number => typeof p !== "symbol"))}: ${issue?.message}`,
+      `${formatYamlPath((issue?.path ?? []).filter((p): p is string | number => typeof p !== "symbol"))}: ${issue?.message}`,
     );
   }
   const cfg = again.data;

@@ -2,9 +2,10 @@
 // agent's config). Parsed at the edge into ExpectedFabric and thresholds;
 // errors name the file, line and field.
 import { readFile } from "node:fs/promises";
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { z } from "zod";
 import { errorMessage, InputError } from "../errors.js";
+import { formatYamlPath, locateYamlNode } from "../util/yaml-position.js";
 import {
   type CounterThreshold,
   DEFAULT_THRESHOLDS,
@@ -119,8 +120,8 @@ export function parseExpectedFabric(text: string, file: string): FabricExpectati
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
     const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
-    const at = locate(doc, path, unknownKey, lineCounter);
-    const field = formatPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
+    const at = locateYamlNode(doc, path, unknownKey, lineCounter);
+    const field = formatYamlPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
     const message = unknownKey === undefined ? issue.message : "unknown field";
     throw new InputError(`${field}: ${message}`, { file, line: at?.line, column: at?.col });
   }
@@ -130,7 +131,7 @@ export function parseExpectedFabric(text: string, file: string): FabricExpectati
     const key = `${p.device}/${p.port}`;
     const first = seen.get(key);
     if (first !== undefined) {
-      const at = locate(doc, ["ports", i], undefined, lineCounter);
+      const at = locateYamlNode(doc, ["ports", i], undefined, lineCounter);
       throw new InputError(`ports[${i}]: port ${key} is already listed at ports[${first}]`, {
         file,
         line: at?.line,
@@ -167,28 +168,4 @@ export async function loadExpectedFabric(path: string): Promise<FabricExpectatio
     throw new InputError(`cannot read expected-fabric file: ${errorMessage(err)}`, { file: path });
   }
   return parseExpectedFabric(text, path);
-}
-
-function locate(
-  doc: ReturnType<typeof parseDocument>,
-  path: readonly (string | number)[],
-  unknownKey: string | undefined,
-  lines: LineCounter,
-): { line: number; col: number } | undefined {
-  // A missing field has no node of its own: point at the nearest parent that exists.
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-    if (!node?.range) continue;
-    if (n === path.length && unknownKey !== undefined && isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
-      const keyRange = isScalar(pair?.key) ? pair.key.range : undefined;
-      if (keyRange) return lines.linePos(keyRange[0]);
-    }
-    return lines.linePos(node.range[0]);
-  }
-  return undefined;
-}
-
-function formatPath(path: readonly (string | number)[]): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
 }

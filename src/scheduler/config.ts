@@ -3,10 +3,11 @@
 // rejected with the file, line and column, command-line flags override the file, and settings
 // that only make sense together are checked together. The result is one typed SchedulerConfig.
 import { readFile } from "node:fs/promises";
-import { isMap, isScalar, LineCounter, type Node, parseDocument, stringify } from "yaml";
+import { LineCounter, parseDocument, stringify } from "yaml";
 import { z } from "zod";
 import { isLoopbackHost, LOG_LEVELS, parseHostPort } from "../agent/config.js";
 import { errorMessage, InputError } from "../errors.js";
+import { formatYamlPath, locateYamlNode } from "../util/yaml-position.js";
 import { type QuotaConfig, quotaConfigOf, quotaSectionSchema } from "./quota.js";
 
 export const DEFAULT_SCHEDULER_CONFIG_PATH = "/etc/tessera/scheduler.yaml";
@@ -146,30 +147,6 @@ export interface SchedulerOverrides {
   readonly nodeLeaseTtlMs?: number;
 }
 
-function locate(
-  doc: ReturnType<typeof parseDocument>,
-  path: readonly (string | number)[],
-  unknownKey: string | undefined,
-  lines: LineCounter,
-): { line: number; col: number } | undefined {
-  // A missing field has no node of its own: point at the nearest parent that exists.
-  for (let n = path.length; n >= 0; n--) {
-    const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
-    if (!node?.range) continue;
-    if (n === path.length && unknownKey !== undefined && isMap(node)) {
-      const pair = node.items.find((item) => isScalar(item.key) && item.key.value === unknownKey);
-      const keyRange = isScalar(pair?.key) ? pair.key.range : undefined;
-      if (keyRange) return lines.linePos(keyRange[0]);
-    }
-    return lines.linePos(node.range[0]);
-  }
-  return undefined;
-}
-
-function formatPath(path: readonly (string | number)[]): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
-}
-
 function withQuotas(data: SchedulerConfigData): SchedulerConfig {
   return { ...data, quotaConfig: quotaConfigOf(data.quotas) };
 }
@@ -189,8 +166,8 @@ export function parseSchedulerConfig(text: string, file: string): SchedulerConfi
     const issue = result.error.issues[0] as z.core.$ZodIssue;
     const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
     const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
-    const at = locate(doc, path, unknownKey, lineCounter);
-    const field = formatPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
+    const at = locateYamlNode(doc, path, unknownKey, lineCounter);
+    const field = formatYamlPath(unknownKey === undefined ? path : [...path, unknownKey]) || "(document)";
     const message = unknownKey === undefined ? issue.message : "unknown setting";
     throw new InputError(`${field}: ${message}`, { file, line: at?.line, column: at?.col });
   }
@@ -233,7 +210,7 @@ export function finishSchedulerConfig(base: SchedulerConfig, o: SchedulerOverrid
   if (!again.success) {
     const issue = again.error.issues[0];
     throw new InputError(
-      `${formatPath((issue?.path ?? []).filter((p): p is string | number => typeof p !== "symbol"))}: ${issue?.message}`,
+      `${formatYamlPath((issue?.path ?? []).filter((p): p is string | number => typeof p !== "symbol"))}: ${issue?.message}`,
     );
   }
   const cfg = again.data;
