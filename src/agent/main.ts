@@ -2,9 +2,9 @@
 // tessera-agent (package.json "bin"; `npm run agent` runs it from source). The V8 flags suit a
 // daemon that does a little work often: a small young generation (V8's default 16 MB semi-spaces
 // cost tens of MB of resident memory for nothing), and no optimizing compiler (on a 2-core VM it
-// took more CPU compiling the agent's code than it saved running it, and its code about 8 MB of
-// memory: 0.82 % of a core and 92 MB with it off, 0.85 % and 100 MB with it on, in
-// bench/agent-overhead.ts; under 100 watchers at 10 Hz it costs 6.5 % of a core instead of 5.1 %).
+// took more CPU compiling the agent's code than it saved running it, and its code about 7 MB of
+// memory: in bench/agent-overhead.ts 0.83 % of a core and 92 MB with it off, 0.94–1.04 % and 98 MB
+// with it on; under 100 watchers at 10 Hz, where it would pay off, the agent still uses < 5 %).
 import { errorMessage } from "../errors.js";
 import { runAgent } from "./run.js";
 

@@ -76,7 +76,7 @@ const EVENT_TYPES_WATCHED: EventTypeName[] = ["xidCriticalError", "singleBitEccE
  * bench/agent-overhead.ts); a non-blocking check is cheap on both, and an XID reaches the event
  * log at most this late, well inside one sampling interval.
  */
-const EVENT_POLL_MS = 200;
+const EVENT_POLL_MS = 500;
 
 class InstanceNotFoundError extends TesseraError {
   constructor(message: string) {

@@ -59,6 +59,14 @@ export class NvmlSampler {
   readonly #processNames = new Map<number, string | undefined>();
   // Readings of the previous sweep, to hand over the same objects where nothing changed.
   #lastTelemetry = new Map<string, GpuTelemetry>();
+  /** Per GPU: MIG device identities by position, and when they were last read. */
+  readonly #migIds = new Map<
+    string,
+    {
+      readAtMs: number;
+      byIndex: Map<number, { device: Device; uuid: string; gpuInstanceId: number; computeInstanceId: number }>;
+    }
+  >();
   #lastMigDevices = new Map<string, MigDeviceReading>();
   #nextTelemetry = new Map<string, GpuTelemetry>();
   #nextMigDevices = new Map<string, MigDeviceReading>();
@@ -153,7 +161,7 @@ export class NvmlSampler {
         identity = this.#readIdentity(index, uuid, d);
         this.#identities.set(index, identity);
       }
-      const read = this.#readTelemetry(d, seenPids);
+      const read = this.#readTelemetry(d, identity.uuid, seenPids, nowMs, forceLayout);
       const mig = identity.migCapable ? this.#readMig(d, identity, read, nowMs, forceLayout) : undefined;
       return { identity, lost: false, telemetry: this.#intern(identity.uuid, read), mig };
     } catch (err) {
@@ -194,7 +202,7 @@ export class NvmlSampler {
     };
   }
 
-  #readTelemetry(d: Device, seenPids: Set<number>): GpuTelemetry {
+  #readTelemetry(d: Device, gpuUuid: string, seenPids: Set<number>, nowMs: number, force: boolean): GpuTelemetry {
     const mem = this.#call("nvmlDeviceGetMemoryInfo", () => d.memory());
     const util = this.#call("nvmlDeviceGetUtilizationRates", () => d.utilization());
     const reasons = this.#call("nvmlDeviceGetCurrentClocksEventReasons", () => d.clockEventReasons());
@@ -205,16 +213,35 @@ export class NvmlSampler {
     const procs = this.#call("nvmlDeviceGetComputeRunningProcesses_v3", () => d.computeProcesses()) ?? [];
     const migDevices: MigDeviceReading[] = [];
     const migHandles = this.#call("nvmlDeviceGetMigDeviceHandleByIndex", () => d.migDevices()) ?? [];
+    // A MIG device's UUID and instance ids are read again only when its handle changes, when the
+    // layout is re-read (asked, a MIG config change event, or every LAYOUT_REFRESH_MS): NVML may
+    // reuse handles after a reconfiguration, and those are the times one can happen unnoticed.
+    let ids = this.#migIds.get(gpuUuid);
+    if (!ids || force || nowMs - ids.readAtMs >= LAYOUT_REFRESH_MS) {
+      ids = { readAtMs: nowMs, byIndex: new Map() };
+      this.#migIds.set(gpuUuid, ids);
+    }
     for (const m of migHandles) {
-      const uuid = this.#call("nvmlDeviceGetUUID", () => m.uuid());
-      if (uuid === undefined) continue;
+      const migIndex = m.migIndex ?? 0;
+      let id = ids.byIndex.get(migIndex);
+      if (!id?.device.equals(m)) {
+        const uuid = this.#call("nvmlDeviceGetUUID", () => m.uuid());
+        if (uuid === undefined) continue;
+        id = {
+          device: m,
+          uuid,
+          gpuInstanceId: this.#call("nvmlDeviceGetGpuInstanceId", () => m.gpuInstanceId()) ?? 0,
+          computeInstanceId: this.#call("nvmlDeviceGetComputeInstanceId", () => m.computeInstanceId()) ?? 0,
+        };
+        ids.byIndex.set(migIndex, id);
+      }
       const mm = this.#call("nvmlDeviceGetMemoryInfo", () => m.memory());
       const mprocs = this.#call("nvmlDeviceGetComputeRunningProcesses_v3", () => m.computeProcesses()) ?? [];
       migDevices.push({
-        migIndex: m.migIndex ?? 0,
-        uuid,
-        gpuInstanceId: this.#call("nvmlDeviceGetGpuInstanceId", () => m.gpuInstanceId()) ?? 0,
-        computeInstanceId: this.#call("nvmlDeviceGetComputeInstanceId", () => m.computeInstanceId()) ?? 0,
+        migIndex,
+        uuid: id.uuid,
+        gpuInstanceId: id.gpuInstanceId,
+        computeInstanceId: id.computeInstanceId,
         profileName: "",
         memoryUsedMiB: mm ? Math.round(mm.usedBytes / MiB) : undefined,
         memoryTotalMiB: mm ? Math.round(mm.totalBytes / MiB) : undefined,
